@@ -1,0 +1,1 @@
+"""LockBay: escrowed trades, a custodial wallet and cashouts, as a Telegram bot."""

@@ -1,0 +1,195 @@
+"""The database: pool with codecs, the named queries, migrations, the round-trip meter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache, partial
+from pathlib import Path
+from typing import Any
+
+import aiosql
+import asyncpg
+
+
+def sql_dir() -> Path:
+    """The `sql/` folder: inside the installed package, else beside it in the source tree."""
+    packaged = Path(__file__).with_name("sql")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sql"
+
+
+@cache
+def load_queries() -> aiosql.Queries:
+    """Every named query of the top-level `sql/*.sql` files, in one namespace.
+
+    Migrations are not queries: they stay out of the loader's path.
+    """
+    text = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(sql_dir().glob("*.sql")))
+    return aiosql.from_str(text, "asyncpg")
+
+
+queries = load_queries()
+
+
+# --- round trips ------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    """What one measured stretch of code sent to the database."""
+
+    statements: list[str] = field(default_factory=list)
+    elapsed: float = 0.0  # float-ok: seconds of latency, not money
+
+    @property
+    def round_trips(self) -> int:
+        return len(self.statements)
+
+
+class RoundTripMeter:
+    """Counts the statements each task sends, from asyncpg's query logger.
+
+    asyncpg calls loggers through `loop.call_soon`, which carries the calling
+    task's context, so a measurement sees its own task's queries only, even
+    with other tasks sharing the pool.
+    """
+
+    def __init__(self) -> None:
+        self._active: contextvars.ContextVar[tuple[Measurement, ...]] = contextvars.ContextVar(
+            "lockbay_measurements", default=()
+        )
+        self.total = 0
+        self.listeners: list[Callable[[asyncpg.connection.LoggedQuery], None]] = []
+
+    def attach(self, conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(self._record)
+
+    def _record(self, record: asyncpg.connection.LoggedQuery) -> None:
+        self.total += 1
+        for m in self._active.get():
+            m.statements.append(record.query)
+            m.elapsed += record.elapsed
+        for listener in self.listeners:
+            listener(record)
+
+    @asynccontextmanager
+    async def measure(self) -> AsyncIterator[Measurement]:
+        m = Measurement()
+        token = self._active.set((*self._active.get(), m))
+        try:
+            yield m
+        finally:
+            # Loggers run on the loop's next turn; yield once so ours are in.
+            await asyncio.sleep(0)
+            self._active.reset(token)
+
+
+meter = RoundTripMeter()
+
+
+# --- connections ------------------------------------------------------------
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_json_encode = partial(json.dumps, default=_json_default)
+# Amounts inside json_agg stay exact: numbers with a fraction become Decimal.
+_json_decode = partial(json.loads, parse_float=Decimal)
+
+
+async def init_connection(conn: asyncpg.Connection, *, measured: bool = True) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=_json_encode, decoder=_json_decode, schema="pg_catalog"
+        )
+    if measured:
+        meter.attach(conn)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=init_connection
+    )
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await init_connection(conn)
+    return conn
+
+
+def database_url(data_dir: Path | None = None) -> str:
+    """`DATABASE_URL`, or an embedded PostgreSQL kept in `data_dir`."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    import pgserver  # only the embedded path needs it
+
+    data_dir = data_dir or Path(os.environ.get("LOCKBAY_DATA_DIR", ".lockbay")) / "pgdata"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir it never uses.
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(data_dir.resolve(), cleanup_mode="stop")
+    return server.get_uri()
+
+
+# --- migrations -------------------------------------------------------------
+
+
+class MigrationError(RuntimeError):
+    """The schema on disk and the schema applied disagree."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migration_files(directory: Path | None = None) -> list[Migration]:
+    directory = directory or sql_dir() / "migrations"
+    return [
+        Migration(p.name, p.read_text(encoding="utf-8"))
+        for p in sorted(directory.glob("*.sql"))
+    ]
+
+
+async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> list[str]:
+    """Apply the pending migrations in one transaction; return their names.
+
+    Refuses, applying nothing, when a file already applied has changed since.
+    """
+    files = migration_files(directory)
+    async with conn.transaction():
+        await queries.lock_migrations(conn)
+        await queries.create_schema_migrations(conn)
+        applied = {r["filename"]: r["checksum"] async for r in queries.applied_migrations(conn)}
+        changed = [m.name for m in files if m.name in applied and applied[m.name] != m.checksum]
+        if changed:
+            raise MigrationError(
+                "applied migrations were edited afterwards: "
+                + ", ".join(changed)
+                + ". Add a new migration instead of changing one that has run."
+            )
+        pending = [m for m in files if m.name not in applied]
+        for m in pending:
+            await conn.execute(m.sql)
+            await queries.record_migration(conn, filename=m.name, checksum=m.checksum)
+    return [m.name for m in pending]

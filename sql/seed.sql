@@ -1,0 +1,204 @@
+-- Seeding for `lockbay demo` and the tests: people, balances and rates made
+-- the way the movements make them, so the ledger stays balanced.
+
+-- name: seed_user(telegram_id, username, first_name, email, phone)$
+-- Demo and tests: an onboarded user with a wallet in every currency; returns
+-- the user id. Safe to run twice (the second run changes nothing).
+with
+new_user as (
+    insert into users (
+        telegram_id, username, first_name, email, email_verified_at, phone, onboarding,
+        terms_accepted_at
+    )
+    values (
+        :telegram_id,
+        :username,
+        :first_name,
+        :email,
+        case when :email::text is not null then now() end,
+        :phone,
+        'complete',
+        now()
+    )
+    on conflict (telegram_id) do nothing
+    returning id
+),
+
+new_wallets as (
+    insert into wallets (user_id, currency)
+    select
+        new_user.id,
+        c.code
+    from new_user
+    cross join currencies as c
+)
+
+select id from new_user
+union all
+select id from users
+where telegram_id = :telegram_id;
+
+-- name: seed_credit(telegram_id, currency, amount)$
+-- Demo and tests: a deposit through the provider's clearing account; returns
+-- the wallet's new available balance.
+with
+wallet as (
+    select
+        w.id,
+        w.user_id
+    from wallets as w
+    inner join users as u on w.user_id = u.id
+    where u.telegram_id = :telegram_id and w.currency = :currency
+    for update of w
+),
+
+accounts as (
+    select
+        (
+            select a.id from ledger_accounts as a
+            where a.wallet_id = wallet.id and a.kind = 'wallet_available'
+        ) as wallet_account,
+        (
+            select a.id from ledger_accounts as a
+            where
+                a.kind = 'provider_clearing'
+                and a.currency = :currency
+                and a.provider = case when :currency = 'NGN' then 'fincra' else 'blockbee' end::payment_provider
+        ) as clearing_account
+    from wallet
+),
+
+transfer as (
+    insert into ledger_transfers (kind, memo)
+    select
+        'deposit' as kind,
+        'seed' as memo
+    from wallet
+    returning id
+),
+
+entries as (
+    insert into ledger_entries (transfer_id, account_id, user_id, currency, amount)
+    select
+        transfer.id,
+        accounts.wallet_account,
+        wallet.user_id,
+        :currency,
+        :amount::numeric
+    from transfer, accounts, wallet
+    union all
+    select
+        transfer.id,
+        accounts.clearing_account,
+        null as user_id,
+        :currency,
+        -:amount::numeric
+    from transfer, accounts
+)
+
+update wallets as w
+set available = w.available + :amount::numeric, updated_at = now()
+from wallet
+where w.id = wallet.id
+returning w.available;
+
+-- name: seed_cashout(telegram_id, currency, amount, fee, network, address, idempotency_key)$
+-- Demo and tests: a crypto cashout waiting for approval, its amount and fee
+-- moved from available to held; returns the cashout id.
+with
+wallet as (
+    select
+        w.id,
+        w.user_id
+    from wallets as w
+    inner join users as u on w.user_id = u.id
+    where u.telegram_id = :telegram_id and w.currency = :currency
+    for update of w
+),
+
+cashout as (
+    insert into cashouts (
+        user_id, wallet_id, currency, amount, fee, destination, network, address, idempotency_key
+    )
+    select
+        wallet.user_id,
+        wallet.id,
+        :currency,
+        :amount,
+        :fee,
+        'crypto_address' as destination,
+        :network,
+        :address,
+        :idempotency_key
+    from wallet
+    returning id
+),
+
+transfer as (
+    insert into ledger_transfers (kind, memo, cashout_id)
+    select
+        'cashout_hold' as kind,
+        'seed' as memo,
+        cashout.id
+    from cashout
+    returning id
+),
+
+entries as (
+    insert into ledger_entries (transfer_id, account_id, user_id, currency, amount)
+    select
+        transfer.id as transfer_id,
+        a.id as account_id,
+        wallet.user_id,
+        :currency,
+        case a.kind when 'wallet_held' then 1 else -1 end * (:amount::numeric + :fee::numeric) as amount
+    from transfer, wallet
+    inner join ledger_accounts as a on wallet.id = a.wallet_id
+),
+
+moved as (
+    update wallets as w
+    set
+        available = w.available - (:amount::numeric + :fee::numeric),
+        held = w.held + (:amount::numeric + :fee::numeric),
+        updated_at = now()
+    from wallet
+    where w.id = wallet.id
+)
+
+select id from cashout;
+
+-- name: seed_address(telegram_id, currency, network, address, label)$
+-- Demo and tests: a saved crypto address; returns its id.
+insert into saved_addresses (user_id, currency, network, address, label)
+select
+    u.id,
+    :currency,
+    :network,
+    :address,
+    :label
+from users as u
+where u.telegram_id = :telegram_id
+returning id;
+
+-- name: seed_bank_account(telegram_id, bank_code, account_number, account_name, label)$
+-- Demo and tests: a saved bank account; returns its id.
+insert into saved_bank_accounts (user_id, bank_code, account_number, account_name, label)
+select
+    u.id,
+    :bank_code,
+    :account_number,
+    :account_name,
+    :label
+from users as u
+where u.telegram_id = :telegram_id
+returning id;
+
+-- name: seed_rate(base, quote, rate)!
+-- Demo and tests: a rate as the rates job would store it.
+insert into exchange_rates (base, quote, rate, source)
+values (:base, :quote, :rate, 'seed');
+
+-- name: seed_is_fresh()$
+-- Demo: true until the first seeding has run.
+select not exists (select 1 from exchange_rates) as fresh;
