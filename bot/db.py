@@ -118,9 +118,19 @@ async def init_connection(conn: asyncpg.Connection, *, measured: bool = True) ->
         meter.attach(conn)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset without asyncpg's extra round trip on every release.
+
+    asyncpg still rolls back an open transaction. The reset query it skips
+    (RESET ALL, UNLISTEN *, advisory unlock) has nothing to undo here: pooled
+    connections never SET without LOCAL, LISTEN happens on a dedicated
+    connection, and advisory locks are transaction-scoped.
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection
+        dsn, min_size=min_size, max_size=max_size, init=init_connection, reset=_keep_session
     )
 
 
@@ -135,14 +145,23 @@ def database_url(data_dir: Path | None = None) -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
+    data_dir = data_dir or Path(os.environ.get("LOCKBAY_DATA_DIR", ".lockbay")) / "pgdata"
+    return embedded_server(data_dir, cleanup_mode="stop")
+
+
+def embedded_server(data_dir: Path, *, cleanup_mode: str) -> str:
+    """Start (or reuse) a pgserver PostgreSQL in `data_dir`; return its URI.
+
+    pgserver runs as root too, where PostgreSQL's own tools refuse to.
+    `cleanup_mode` "stop" keeps the data, "delete" removes it at exit.
+    """
     import pgserver  # only the embedded path needs it
 
-    data_dir = data_dir or Path(os.environ.get("LOCKBAY_DATA_DIR", ".lockbay")) / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir it never uses.
         warnings.simplefilter("ignore")
-        server = pgserver.get_server(data_dir.resolve(), cleanup_mode="stop")
+        server = pgserver.get_server(data_dir.resolve(), cleanup_mode=cleanup_mode)
     return server.get_uri()
 
 
@@ -166,8 +185,7 @@ class Migration:
 def migration_files(directory: Path | None = None) -> list[Migration]:
     directory = directory or sql_dir() / "migrations"
     return [
-        Migration(p.name, p.read_text(encoding="utf-8"))
-        for p in sorted(directory.glob("*.sql"))
+        Migration(p.name, p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.sql"))
     ]
 
 

@@ -12,8 +12,13 @@ from bot.handlers.wallet import render_wallet
 
 ADA, BAYO, CHIDI = 7_000_001, 7_000_002, 7_000_003
 
-RATES = [("BTC", "USD", "97250.50"), ("ETH", "USD", "3420.75"), ("LTC", "USD", "88.10"),
-         ("USDT", "USD", "1.0002"), ("USD", "NGN", "1530.25")]
+RATES = [
+    ("BTC", "USD", "97250.50"),
+    ("ETH", "USD", "3420.75"),
+    ("LTC", "USD", "88.10"),
+    ("USDT", "USD", "1.0002"),
+    ("USD", "NGN", "1530.25"),
+]
 
 
 async def seed(conn: asyncpg.Connection) -> None:
@@ -21,16 +26,28 @@ async def seed(conn: asyncpg.Connection) -> None:
     async with conn.transaction():
         fresh = await db.queries.seed_is_fresh(conn)
         await db.queries.seed_user(
-            conn, telegram_id=ADA, username="ada_trades", first_name="Ada 🌍",
-            email="ada@example.com", phone="+2348031234567",
+            conn,
+            telegram_id=ADA,
+            username="ada_trades",
+            first_name="Ada 🌍",
+            email="ada@example.com",
+            phone="+2348031234567",
         )
         await db.queries.seed_user(
-            conn, telegram_id=BAYO, username="bayo", first_name="Bayo",
-            email=None, phone=None,
+            conn,
+            telegram_id=BAYO,
+            username="bayo",
+            first_name="Bayo",
+            email=None,
+            phone=None,
         )
         await db.queries.seed_user(
-            conn, telegram_id=CHIDI, username="chidi_store", first_name="Chidi",
-            email="chidi@example.com", phone=None,
+            conn,
+            telegram_id=CHIDI,
+            username="chidi_store",
+            first_name="Chidi",
+            email="chidi@example.com",
+            phone=None,
         )
         if not fresh:
             return
@@ -41,16 +58,29 @@ async def seed(conn: asyncpg.Connection) -> None:
                 conn, telegram_id=ADA, currency=currency, amount=Decimal(amount)
             )
         await db.queries.seed_address(
-            conn, telegram_id=ADA, currency="USDT", network="TRC20",
-            address="TN3W4H6rK2ce4vX9YnFQHwKENnHjoxb3m9", label="Binance",
+            conn,
+            telegram_id=ADA,
+            currency="USDT",
+            network="TRC20",
+            address="TN3W4H6rK2ce4vX9YnFQHwKENnHjoxb3m9",
+            label="Binance",
         )
         await db.queries.seed_bank_account(
-            conn, telegram_id=ADA, bank_code="058", account_number="0123456789",
-            account_name="ADA OKAFOR", label="GTBank salary",
+            conn,
+            telegram_id=ADA,
+            bank_code="058",
+            account_number="0123456789",
+            account_name="ADA OKAFOR",
+            label="GTBank salary",
         )
         await db.queries.seed_cashout(
-            conn, telegram_id=ADA, currency="USDT", amount=Decimal("100"), fee=Decimal("1"),
-            network="TRC20", address="TN3W4H6rK2ce4vX9YnFQHwKENnHjoxb3m9",
+            conn,
+            telegram_id=ADA,
+            currency="USDT",
+            amount=Decimal("100"),
+            fee=Decimal("1"),
+            network="TRC20",
+            address="TN3W4H6rK2ce4vX9YnFQHwKENnHjoxb3m9",
             idempotency_key="demo-1",
         )
 
@@ -66,8 +96,10 @@ async def run(dsn: str) -> None:
                 ctx = await wallet_context(conn, telegram_id=telegram_id)
             assert ctx is not None
             print()
-            print(f"── wallet screen of {telegram_id}: "
-                  f"{m.round_trips} round trip, {m.elapsed * 1000:.2f} ms")
+            print(
+                f"── wallet screen of {telegram_id}: "
+                f"{m.round_trips} round trip, {m.elapsed * 1000:.2f} ms"
+            )
             print(render_wallet(ctx))
     finally:
         await conn.close()
