@@ -140,6 +140,17 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
+@asynccontextmanager
+async def transaction(conn_or_pool) -> AsyncIterator[asyncpg.Connection]:
+    """One explicit transaction on a connection, or on one taken from a pool."""
+    if isinstance(conn_or_pool, asyncpg.Pool):
+        async with conn_or_pool.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with conn_or_pool.transaction():
+            yield conn_or_pool
+
+
 def database_url(data_dir: Path | None = None) -> str:
     """`DATABASE_URL`, or an embedded PostgreSQL kept in `data_dir`."""
     url = os.environ.get("DATABASE_URL")

@@ -45,62 +45,34 @@ with
 wallet as (
     select
         w.id,
-        w.user_id
+        w.available
     from wallets as w
     inner join users as u on w.user_id = u.id
     where u.telegram_id = :telegram_id and w.currency = :currency
     for update of w
 ),
 
-accounts as (
+posted as (
     select
-        (
-            select a.id from ledger_accounts as a
-            where a.wallet_id = wallet.id and a.kind = 'wallet_available'
-        ) as wallet_account,
-        (
-            select a.id from ledger_accounts as a
-            where
-                a.kind = 'provider_clearing'
-                and a.currency = :currency
-                and a.provider = case when :currency = 'NGN' then 'fincra' else 'blockbee' end::payment_provider
-        ) as clearing_account
+        post_transfer(
+            'deposit',
+            jsonb_build_array(
+                jsonb_build_object('kind', 'wallet_available', 'wallet', wallet.id, 'amount', :amount::numeric),
+                jsonb_build_object(
+                    'kind', 'provider_clearing',
+                    'provider', case when :currency = 'NGN' then 'fincra' else 'blockbee' end,
+                    'currency', :currency::text,
+                    'amount', -:amount::numeric
+                )
+            ),
+            'seed'
+        ) as transfer_id
     from wallet
-),
-
-transfer as (
-    insert into ledger_transfers (kind, memo)
-    select
-        'deposit' as kind,
-        'seed' as memo
-    from wallet
-    returning id
-),
-
-entries as (
-    insert into ledger_entries (transfer_id, account_id, user_id, currency, amount)
-    select
-        transfer.id,
-        accounts.wallet_account,
-        wallet.user_id,
-        :currency,
-        :amount::numeric
-    from transfer, accounts, wallet
-    union all
-    select
-        transfer.id,
-        accounts.clearing_account,
-        null as user_id,
-        :currency,
-        -:amount::numeric
-    from transfer, accounts
 )
 
-update wallets as w
-set available = w.available + :amount::numeric, updated_at = now()
-from wallet
-where w.id = wallet.id
-returning w.available;
+-- The function's update is invisible to this statement's snapshot: add it up.
+select wallet.available + :amount::numeric as available
+from posted, wallet;
 
 -- name: seed_cashout(telegram_id, currency, amount, fee, network, address, idempotency_key)$
 -- Demo and tests: a crypto cashout waiting for approval, its amount and fee
@@ -131,42 +103,21 @@ cashout as (
         :address,
         :idempotency_key
     from wallet
-    returning id
-),
-
-transfer as (
-    insert into ledger_transfers (kind, memo, cashout_id)
-    select
-        'cashout_hold' as kind,
-        'seed' as memo,
-        cashout.id
-    from cashout
-    returning id
-),
-
-entries as (
-    insert into ledger_entries (transfer_id, account_id, user_id, currency, amount)
-    select
-        transfer.id as transfer_id,
-        a.id as account_id,
-        wallet.user_id,
-        :currency,
-        case a.kind when 'wallet_held' then 1 else -1 end * (:amount::numeric + :fee::numeric) as amount
-    from transfer, wallet
-    inner join ledger_accounts as a on wallet.id = a.wallet_id
-),
-
-moved as (
-    update wallets as w
-    set
-        available = w.available - (:amount::numeric + :fee::numeric),
-        held = w.held + (:amount::numeric + :fee::numeric),
-        updated_at = now()
-    from wallet
-    where w.id = wallet.id
+    returning id, wallet_id, amount + fee as total
 )
 
-select id from cashout;
+select
+    cashout.id,
+    post_transfer(
+        'cashout_hold',
+        jsonb_build_array(
+            jsonb_build_object('kind', 'wallet_available', 'wallet', cashout.wallet_id, 'amount', -cashout.total),
+            jsonb_build_object('kind', 'wallet_held', 'wallet', cashout.wallet_id, 'amount', cashout.total)
+        ),
+        'seed',
+        p_cashout_id => cashout.id
+    ) as transfer_id
+from cashout;
 
 -- name: seed_address(telegram_id, currency, network, address, label)$
 -- Demo and tests: a saved crypto address; returns its id.

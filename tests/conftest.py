@@ -20,6 +20,7 @@ import pytest
 from pytest_postgresql import factories
 
 from bot import db
+from bot.data.ledger import reconcile
 
 
 def _answers(host: str, port: int) -> bool:
@@ -82,9 +83,13 @@ def database_url(postgresql) -> str:
 @pytest.fixture
 async def pool(database_url):
     pool = await db.create_pool(database_url, min_size=1, max_size=4)
-    yield pool
-    # Close before pytest-postgresql drops the database.
-    await pool.close()
+    try:
+        yield pool
+        # Whatever a test did, the books must still balance.
+        assert await reconcile(pool) == []
+    finally:
+        # Close before pytest-postgresql drops the database.
+        await pool.close()
 
 
 @pytest.fixture

@@ -96,6 +96,7 @@ class AccountKind(StrEnum):
     WALLET_HELD = "wallet_held"
     ESCROW_HOLDING = "escrow_holding"
     PLATFORM_FEES = "platform_fees"
+    PLATFORM_TREASURY = "platform_treasury"
     PROVIDER_CLEARING = "provider_clearing"
 
 
@@ -117,6 +118,12 @@ class TransferKind(StrEnum):
     EXCHANGE = "exchange"
     REFERRAL_REWARD = "referral_reward"
     ADJUSTMENT = "adjustment"
+
+
+class DepositStatus(StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+    EXPIRED = "expired"
 
 
 class TransferStatus(StrEnum):
@@ -142,4 +149,5 @@ PG_ENUMS: dict[str, type[StrEnum]] = {
     "payment_provider": PaymentProvider,
     "transfer_kind": TransferKind,
     "transfer_status": TransferStatus,
+    "deposit_status": DepositStatus,
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,3 +27,9 @@ def moment(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value)
+
+
+def request_hash(**params: Any) -> str:
+    """A stable digest of a request's parameters, to tell a retry from a different request."""
+    canonical = json.dumps({k: str(v) for k, v in sorted(params.items())}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -50,8 +50,14 @@ create table platform_settings (
     payment_window_hours integer not null,
     delivery_window_hours integer not null,
     auto_release_hours integer not null,
+    -- Share of an escrow's fee paid to the referrer of a user's first completed trade.
+    referral_reward_rate numeric(10, 6) not null,
+    otp_ttl_seconds integer not null,
+    otp_attempts integer not null,
     constraint platform_settings_single_row check (id),
     constraint platform_settings_fee check (escrow_fee_rate between 0 and 1),
+    constraint platform_settings_referral check (referral_reward_rate between 0 and 1),
+    constraint platform_settings_otp check (otp_ttl_seconds > 0 and otp_attempts > 0),
     constraint platform_settings_windows check (
         rate_lock_seconds > 0
         and rate_max_age_seconds > 0
@@ -191,5 +197,6 @@ insert into banks (code, name) values
 
 insert into platform_settings (
     escrow_fee_rate, rate_lock_seconds, rate_max_age_seconds,
-    payment_window_hours, delivery_window_hours, auto_release_hours
-) values (0.05, 600, 900, 24, 72, 48);
+    payment_window_hours, delivery_window_hours, auto_release_hours,
+    referral_reward_rate, otp_ttl_seconds, otp_attempts
+) values (0.05, 600, 900, 24, 72, 48, 0.10, 600, 5);

@@ -6,7 +6,8 @@ set local lock_timeout = '5s';
 set local statement_timeout = '60s';
 
 create type account_kind as enum (
-    'wallet_available', 'wallet_held', 'escrow_holding', 'platform_fees', 'provider_clearing'
+    'wallet_available', 'wallet_held', 'escrow_holding', 'platform_fees', 'platform_treasury',
+    'provider_clearing'
 );
 
 create type payment_provider as enum ('blockbee', 'dynopay', 'fincra');
@@ -38,6 +39,7 @@ create table ledger_accounts (
             when 'wallet_held' then wallet_id is not null and escrow_id is null and provider is null
             when 'escrow_holding' then escrow_id is not null and wallet_id is null and provider is null
             when 'platform_fees' then wallet_id is null and escrow_id is null and provider is null
+            when 'platform_treasury' then wallet_id is null and escrow_id is null and provider is null
             when 'provider_clearing' then provider is not null and wallet_id is null and escrow_id is null
         end
     )
@@ -152,12 +154,14 @@ create trigger wallets_open_accounts
 after insert on wallets
 for each row execute function wallets_open_accounts();
 
--- The platform's own accounts per currency: fees and each provider's clearing.
+-- The platform's own accounts per currency: fees, the treasury that takes the
+-- other side of exchanges, and each provider's clearing.
 insert into ledger_accounts (kind, currency)
 select
-    'platform_fees'::account_kind,
+    k.kind,
     c.code
-from currencies as c;
+from currencies as c
+cross join (values ('platform_fees'::account_kind), ('platform_treasury'::account_kind)) as k (kind);
 
 insert into ledger_accounts (kind, currency, provider)
 select
