@@ -67,8 +67,13 @@ def load_schema(host, port, user, dbname, password, **_) -> None:
 
 PG_HOST, PG_PORT, PG_USER = _server()
 
+# A name of the run's own, so that runs sharing a server never drop each other's template.
 postgresql_server = factories.postgresql_noproc(
-    host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="lockbay_tests", load=[load_schema]
+    host=PG_HOST,
+    port=PG_PORT,
+    user=PG_USER,
+    dbname=f"lockbay_tests_{os.getpid()}",
+    load=[load_schema],
 )
 postgresql = factories.postgresql("postgresql_server")
 

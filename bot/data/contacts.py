@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.data.enums import DestinationKind
+from bot.data.errors import Invalid, NotFound
 from bot.data.rows import moment
+from bot.db import queries
+from bot.money import validate_address, validate_bank_code, validate_nuban
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +55,103 @@ class SavedBankAccount:
             label=d["label"],
             last_used_at=moment(d["last_used_at"]),
         )
+
+
+# --- movements ----------------------------------------------------------------
+
+MAX_LABEL = 64
+MAX_ACCOUNT_NAME = 100
+
+
+def _label(label: str | None) -> str | None:
+    """A label stripped, blank meaning none; longer than the schema allows is refused."""
+    if label is None or not label.strip():
+        return None
+    label = label.strip()
+    if len(label) > MAX_LABEL:
+        raise Invalid(reason=f"A label can be at most {MAX_LABEL} characters.")
+    return label
+
+
+async def save_address(
+    conn, *, telegram_id: int, currency: str, network: str, address: str, label: str | None = None
+) -> SavedAddress:
+    """Save a crypto address, or return the user's live row for the same address.
+
+    Raises AddressError (from `validate_address`) before touching the database;
+    NotFound("user") or Invalid after one round trip that wrote nothing.
+    """
+    address = validate_address(currency, network, address)
+    row = await queries.contacts_save_address(
+        conn,
+        telegram_id=telegram_id,
+        currency=currency,
+        network=network,
+        address=address,
+        label=_label(label),
+    )
+    if row["outcome"] == "not_found":
+        raise NotFound("user")
+    if row["outcome"] == "invalid":
+        raise Invalid(reason=f"{currency} cannot be sent on the {network} network here.")
+    return SavedAddress.from_json(row)
+
+
+async def save_bank_account(
+    conn,
+    *,
+    telegram_id: int,
+    bank_code: str,
+    account_number: str,
+    account_name: str,
+    label: str | None = None,
+) -> SavedBankAccount:
+    """Save a Nigerian bank account, or return the user's live row for the same account.
+
+    A second save of a live account refreshes its holder name (the latest
+    name check is the truest) and takes a new label when one is given.
+    Raises BankAccountError or Invalid before touching the database;
+    NotFound("user") or Invalid (unknown bank) after one round trip that wrote nothing.
+    """
+    account_number = validate_nuban(account_number)
+    bank_code = validate_bank_code(bank_code)
+    name = account_name.strip()
+    if not 1 <= len(name) <= MAX_ACCOUNT_NAME:
+        raise Invalid(reason=f"The account name must be 1 to {MAX_ACCOUNT_NAME} characters.")
+    row = await queries.contacts_save_bank_account(
+        conn,
+        telegram_id=telegram_id,
+        bank_code=bank_code,
+        account_number=account_number,
+        account_name=name,
+        label=_label(label),
+    )
+    if row["outcome"] == "not_found":
+        raise NotFound("user")
+    if row["outcome"] == "invalid":
+        raise Invalid(reason=f"No bank we know has the code {bank_code}.")
+    return SavedBankAccount.from_json(row)
+
+
+_DELETES = {
+    DestinationKind.CRYPTO_ADDRESS: ("contacts_delete_address", "address"),
+    DestinationKind.BANK_ACCOUNT: ("contacts_delete_bank_account", "bank account"),
+}
+
+
+async def delete_destination(
+    conn, *, telegram_id: int, kind: DestinationKind, destination_id: int
+) -> None:
+    """Soft-delete one of the user's own live saved destinations, in one round trip.
+
+    Someone else's, an already deleted or an unknown one raises NotFound and
+    changes nothing. Past cashouts keep pointing at the row.
+    """
+    if kind not in _DELETES:
+        raise ValueError(f"{kind} is not a saved destination")
+    query, what = _DELETES[DestinationKind(kind)]
+    outcome = await getattr(queries, query)(
+        conn, telegram_id=telegram_id, destination_id=destination_id
+    )
+    if outcome != "ok":
+        raise NotFound(what)

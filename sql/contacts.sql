@@ -1,0 +1,186 @@
+-- Contacts: saved crypto addresses and Nigerian bank accounts.
+
+-- name: contacts_save_address(telegram_id, currency, network, address, label)^
+-- Save-address movement (contacts screen, crypto cashout and exchange flows):
+-- the address comes validated and normalised by bot/money.py. Saving a live
+-- address again returns its row, taking the new label when one is given, so
+-- a user never has two rows for one address. Outcome not_found without such
+-- a user, invalid when the network is not offered; then nothing is written.
+-- Indexes: users (telegram_id), networks primary key, saved_addresses_live
+-- (the conflict target).
+with
+me as (
+    select id from users
+    where telegram_id = :telegram_id
+),
+
+net as (
+    select
+        currency,
+        network
+    from networks
+    where currency = :currency and network = :network
+),
+
+saved as (
+    insert into saved_addresses as sa (user_id, currency, network, address, label)
+    select
+        me.id,
+        net.currency,
+        net.network,
+        :address::text,
+        :label::text
+    from me
+    cross join net
+    -- Without a where, the parser could take the conflict clause for a join condition.
+    where true
+    on conflict (user_id, currency, network, address) where deleted_at is null
+    do update set label = coalesce(excluded.label, sa.label)
+    returning sa.id, sa.currency, sa.network, sa.address, sa.label, sa.last_used_at
+)
+
+select
+    answer.outcome,
+    saved.id,
+    saved.currency,
+    saved.network,
+    saved.address,
+    saved.label,
+    saved.last_used_at
+from (
+    select
+        case
+            when not exists (select 1 from me) then 'not_found'
+            when not exists (select 1 from net) then 'invalid'
+            else 'ok'
+        end as outcome
+) as answer
+left join saved on true;
+
+-- name: contacts_save_bank_account(telegram_id, bank_code, account_number, account_name, label)^
+-- Save-bank-account movement (contacts screen, NGN cashout and exchange
+-- flows): account number and code come validated by bot/money.py. Saving a
+-- live account again returns its row with the newest holder name, and the
+-- new label when one is given. Outcome not_found without such a user,
+-- invalid when no bank has the code; then nothing is written.
+-- Indexes: users (telegram_id), banks primary key, saved_bank_accounts_live
+-- (the conflict target).
+with
+me as (
+    select id from users
+    where telegram_id = :telegram_id
+),
+
+bank as (
+    select
+        code,
+        name
+    from banks
+    where code = :bank_code
+),
+
+saved as (
+    insert into saved_bank_accounts as sb (
+        user_id, bank_code, account_number, account_name, label
+    )
+    select
+        me.id,
+        bank.code,
+        :account_number::text,
+        :account_name::text,
+        :label::text
+    from me
+    cross join bank
+    -- Without a where, the parser could take the conflict clause for a join condition.
+    where true
+    on conflict (user_id, bank_code, account_number) where deleted_at is null
+    do update
+        set
+            account_name = excluded.account_name,
+            label = coalesce(excluded.label, sb.label)
+    returning
+        sb.id, sb.bank_code, sb.account_number, sb.account_name, sb.label, sb.last_used_at
+)
+
+select
+    answer.outcome,
+    saved.id,
+    saved.bank_code,
+    bank.name as bank_name,
+    saved.account_number,
+    saved.account_name,
+    saved.label,
+    saved.last_used_at
+from (
+    select
+        case
+            when not exists (select 1 from me) then 'not_found'
+            when not exists (select 1 from bank) then 'invalid'
+            else 'ok'
+        end as outcome
+) as answer
+left join saved on true
+left join bank on saved.bank_code = bank.code;
+
+-- name: contacts_delete_address(telegram_id, destination_id)$
+-- Delete-destination movement (contacts screen): soft-deletes the user's own
+-- live address; 'ok', or 'not_found' (nothing changed) when it is someone
+-- else's, already deleted or unknown. Cashouts keep pointing at the row.
+-- Indexes: saved_addresses primary key, users (telegram_id).
+with
+gone as (
+    update saved_addresses as sa
+    set deleted_at = now()
+    from users as u
+    where
+        sa.id = :destination_id
+        and sa.user_id = u.id
+        and u.telegram_id = :telegram_id
+        and sa.deleted_at is null
+    returning sa.id
+)
+
+select case when exists (select 1 from gone) then 'ok' else 'not_found' end as outcome;
+
+-- name: contacts_delete_bank_account(telegram_id, destination_id)$
+-- Delete-destination movement (contacts screen): soft-deletes the user's own
+-- live bank account; 'ok', or 'not_found' (nothing changed) when it is
+-- someone else's, already deleted or unknown.
+-- Indexes: saved_bank_accounts primary key, users (telegram_id).
+with
+gone as (
+    update saved_bank_accounts as sb
+    set deleted_at = now()
+    from users as u
+    where
+        sb.id = :destination_id
+        and sb.user_id = u.id
+        and u.telegram_id = :telegram_id
+        and sb.deleted_at is null
+    returning sb.id
+)
+
+select case when exists (select 1 from gone) then 'ok' else 'not_found' end as outcome;
+
+-- name: contacts_row_counts(telegram_id)^
+-- tests: a user's saved addresses and bank accounts, live and in all, to
+-- show what a movement wrote or did not write.
+select
+    (
+        select count(*) from saved_addresses as sa
+        where sa.user_id = u.id
+    ) as addresses,
+    (
+        select count(*) from saved_addresses as sa
+        where sa.user_id = u.id and sa.deleted_at is null
+    ) as live_addresses,
+    (
+        select count(*) from saved_bank_accounts as sb
+        where sb.user_id = u.id
+    ) as bank_accounts,
+    (
+        select count(*) from saved_bank_accounts as sb
+        where sb.user_id = u.id and sb.deleted_at is null
+    ) as live_bank_accounts
+from users as u
+where u.telegram_id = :telegram_id;
