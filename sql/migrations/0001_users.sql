@@ -77,7 +77,7 @@ create table users (
     email_verified_at timestamptz,
     phone text,
     phone_verified_at timestamptz,
-    referral_code text not null unique
+    referral_code text not null
     default upper(substr(md5(random()::text || clock_timestamp()::text), 1, 8)),
     referrer_id bigint references users (id),
     is_admin boolean not null default false,
@@ -96,6 +96,8 @@ create table users (
 create unique index users_username_lower on users (lower(username));
 create unique index users_email_lower on users (lower(email));
 create unique index users_phone on users (phone);
+-- Registration: a referral code as the user typed it, in any case (codes are upper case).
+create unique index users_referral_code_upper on users (upper(referral_code));
 -- Referral screen: the people a user brought in, newest first.
 create index users_referrer on users (referrer_id, created_at desc, id desc)
 where referrer_id is not null;

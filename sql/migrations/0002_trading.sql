@@ -196,6 +196,10 @@ create table escrows (
 create index escrows_buyer on escrows (buyer_id, created_at desc, id desc);
 create index escrows_seller on escrows (seller_id, created_at desc, id desc)
 where seller_id is not null;
+-- Registration and e-mail verification: escrows waiting for an invited seller
+-- who had no account yet. Small: a row leaves as soon as its seller is linked.
+create index escrows_invited on escrows (seller_handle)
+where seller_id is null;
 -- Auto-release job: delivered escrows past their release time.
 create index escrows_auto_release on escrows (auto_release_at)
 where status = 'delivered';

@@ -1,0 +1,195 @@
+"""Onboarding movements (`sql/onboarding.sql`): registration, e-mail one-time codes, terms."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from bot import db
+from bot.data.enums import OnboardingStep
+from bot.data.errors import Invalid, NotFound, WrongStatus, refusal
+from bot.db import queries
+
+FIRST_NAME_MAX = 64
+# The schema's users_email_shape check, plus the length SMTP allows.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_MAX = 254
+OTP_DIGITS = 6
+# A concurrent registration of the same person can win the insert; one more
+# try sees it. More tries are for the unlikely: a referral code collision.
+_REGISTER_TRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredUser:
+    user_id: int
+    telegram_id: int
+    created: bool  # false when the user already existed: nothing changed
+    referrer_id: int | None
+    onboarding: OnboardingStep
+    referral_code: str
+    invited_escrows: int = 0  # escrows waiting for this user, linked just now
+
+
+@dataclass(frozen=True, slots=True)
+class EmailVerification:
+    verification_id: int
+    email: str
+    code: str  # plaintext, for the mailer only; the database keeps a salted hash
+    expires_at: datetime
+    attempts_left: int
+
+
+@dataclass(frozen=True, slots=True)
+class OtpCheck:
+    verified: bool
+    attempts_left: int
+    email: str
+    invited_escrows: int = 0  # escrows that invited this address, linked just now
+
+
+def _registered(row, *, created: bool | None = None) -> RegisteredUser:
+    return RegisteredUser(
+        user_id=row["id"],
+        telegram_id=row["telegram_id"],
+        created=row["created"] if created is None else created,
+        referrer_id=row["referrer_id"],
+        onboarding=OnboardingStep(row["onboarding"]),
+        referral_code=row["referral_code"],
+        invited_escrows=row["invited_escrows"] if created is None else 0,
+    )
+
+
+async def register_user(
+    conn,
+    *,
+    telegram_id: int,
+    username: str | None,
+    first_name: str,
+    referral_code: str | None = None,
+) -> RegisteredUser:
+    """The user, created with a wallet per currency on first contact; safe to repeat.
+
+    One statement; a second one only when a concurrent registration of the
+    same user committed first (that statement could not see it).
+    """
+    params = dict(
+        telegram_id=telegram_id,
+        username=(username or "").lstrip("@") or None,
+        first_name=(first_name or "")[:FIRST_NAME_MAX],
+        referral_code=(referral_code or "").strip() or None,
+    )
+    for _ in range(_REGISTER_TRIES):
+        row = await queries.onboarding_register_user(conn, **params)
+        if row is not None:
+            return _registered(row)
+    raise RuntimeError(f"registering telegram user {telegram_id} kept conflicting")
+
+
+def normalize_email(email: str) -> str:
+    """A lowercase e-mail address, or Invalid when it does not look like one."""
+    email = email.strip().lower()
+    if len(email) > EMAIL_MAX or not _EMAIL.match(email):
+        raise Invalid(reason="That does not look like an e-mail address.")
+    return email
+
+
+def _digest(code: str, salt: bytes) -> bytes:
+    # scrypt makes each guess against a leaked hash cost memory and time.
+    return hashlib.scrypt(code.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+
+
+async def _hash_code(code: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = await asyncio.to_thread(_digest, code, salt)
+    return f"{salt.hex()}${digest.hex()}"
+
+
+async def _code_matches(code: str, stored: str) -> bool:
+    salt_hex, _, digest_hex = stored.partition("$")
+    digest = await asyncio.to_thread(_digest, code, bytes.fromhex(salt_hex))
+    return hmac.compare_digest(digest, bytes.fromhex(digest_hex))
+
+
+async def start_email_verification(conn, *, telegram_id: int, email: str) -> EmailVerification:
+    """A fresh one-time code for `email`: its hash stored, the code returned for the mailer."""
+    email = normalize_email(email)
+    code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+    row = await queries.onboarding_start_email_verification(
+        conn, telegram_id=telegram_id, email=email, otp_hash=await _hash_code(code)
+    )
+    outcome = row["outcome"]
+    if outcome == "not_found":
+        raise NotFound("user")
+    if outcome == "invalid":
+        raise Invalid(reason="That e-mail address is already in use.")
+    if outcome != "ok":
+        raise refusal(outcome)
+    return EmailVerification(
+        verification_id=row["verification_id"],
+        email=row["email"],
+        code=code,
+        expires_at=row["expires_at"],
+        attempts_left=row["attempts_left"],
+    )
+
+
+async def verify_email_otp(conn, *, telegram_id: int, code: str) -> OtpCheck:
+    """Checks `code` against the user's pending verification.
+
+    A wrong code is not an error: it costs an attempt and says how many are
+    left. Expired codes and exhausted attempts are refused (Invalid) without
+    changing anything. One transaction: the hash comparison happens in Python
+    between the locked read and the write.
+    """
+    code = "".join(code.split())  # "123 456" as typed is still the code
+    try:
+        async with db.transaction(conn) as tx:
+            row = await queries.onboarding_lock_verification(tx, telegram_id=telegram_id)
+            if row is None or row["verified"]:
+                raise NotFound("verification")
+            if row["expired"]:
+                raise Invalid(reason="code expired, ask for a new one")
+            if row["attempts_left"] <= 0:
+                raise Invalid(reason="too many attempts, ask for a new code")
+            if row["email_taken"]:
+                raise Invalid(reason="That e-mail address is already in use.")
+            if not await _code_matches(code, row["otp_hash"]):
+                left = await queries.onboarding_spend_attempt(
+                    tx, verification_id=row["verification_id"]
+                )
+                return OtpCheck(verified=False, attempts_left=left, email=row["email"])
+            done = await queries.onboarding_confirm_email(
+                tx, verification_id=row["verification_id"]
+            )
+    except asyncpg.UniqueViolationError as e:
+        # Another account verified the same address in the same instant.
+        if e.constraint_name == "users_email_lower":
+            raise Invalid(reason="That e-mail address is already in use.") from e
+        raise
+    return OtpCheck(
+        verified=True,
+        attempts_left=done["attempts_left"],
+        email=done["email"],
+        invited_escrows=done["invited_escrows"],
+    )
+
+
+async def accept_terms(conn, *, telegram_id: int) -> RegisteredUser:
+    """Completes onboarding; only right after the e-mail is verified."""
+    row = await queries.onboarding_accept_terms(conn, telegram_id=telegram_id)
+    outcome = row["outcome"]
+    if outcome == "not_found":
+        raise NotFound("user")
+    if outcome == "wrong_status":
+        raise WrongStatus(subject="sign-up", status=row["onboarding"], action="accept the terms")
+    if outcome != "ok":
+        raise refusal(outcome)
+    return _registered(row, created=False)

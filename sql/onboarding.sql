@@ -1,0 +1,370 @@
+-- Onboarding: registration, e-mail verification by one-time code, terms.
+
+-- name: onboarding_register_user(telegram_id, username, first_name, referral_code)^
+-- /start (movement): creates the user with a wallet in every currency (the
+-- wallets trigger opens their ledger accounts), links the referrer whose
+-- code was given (any case; unknown codes are ignored) and the escrows that
+-- invited this username before the account existed. An existing user is
+-- returned untouched with created false. No row when a concurrent
+-- registration won the insert, which this statement cannot see: ask again.
+-- Indexes: users (telegram_id), users_username_lower,
+-- users_referral_code_upper, escrows_invited.
+with
+existing as (
+    select
+        id,
+        telegram_id,
+        referrer_id,
+        -- Enums travel as text: no type introspection on a fresh connection.
+        onboarding::text as onboarding,
+        referral_code
+    from users
+    where telegram_id = :telegram_id
+),
+
+referrer as (
+    select id from users
+    where upper(referral_code) = upper(:referral_code::text) and telegram_id <> :telegram_id
+),
+
+new_user as (
+    -- Any unique conflict (the same telegram id, a username or referral code
+    -- taken meanwhile) inserts nothing; the caller's retry sees the winner.
+    insert into users (telegram_id, username, first_name, referrer_id)
+    select
+        :telegram_id,
+        -- Telegram reassigns usernames: one still held here by another
+        -- account (renamed since) is not stored twice.
+        case
+            when not exists (
+                    select 1 from users as u
+                    where lower(u.username) = lower(:username::text)
+                ) then :username::text
+        end as username,
+        :first_name::text as first_name,
+        (select referrer.id from referrer) as referrer_id
+    where not exists (select 1 from existing)
+    on conflict do nothing
+    returning id, telegram_id, referrer_id, onboarding::text as onboarding, referral_code
+),
+
+new_wallets as (
+    insert into wallets (user_id, currency)
+    select
+        new_user.id,
+        c.code
+    from new_user
+    cross join currencies as c
+),
+
+invited as (
+    update escrows as e
+    set
+        seller_id = new_user.id,
+        updated_at = now()
+    from new_user
+    where
+        e.seller_id is null
+        and e.seller_handle = lower(:username::text)
+        and e.buyer_id <> new_user.id
+    returning e.id
+)
+
+select
+    new_user.id,
+    new_user.telegram_id,
+    new_user.referrer_id,
+    new_user.onboarding,
+    new_user.referral_code,
+    true as created,
+    (select count(*) from invited) as invited_escrows
+from new_user
+union all
+select
+    existing.id,
+    existing.telegram_id,
+    existing.referrer_id,
+    existing.onboarding,
+    existing.referral_code,
+    false as created,
+    0 as invited_escrows
+from existing;
+
+-- name: onboarding_start_email_verification(telegram_id, email, otp_hash)^
+-- E-mail step (movement): stores a new code's hash with its expiry and
+-- attempt limit, and moves onboarding to awaiting_otp (a completed user
+-- changing address stays complete). Refuses an address another account
+-- holds. Outcome not_found, invalid or ok.
+-- Indexes: users (telegram_id), users_email_lower.
+with
+settings as (
+    select
+        otp_ttl_seconds,
+        otp_attempts
+    from platform_settings
+),
+
+me as (
+    select
+        id,
+        onboarding
+    from users
+    where telegram_id = :telegram_id
+    for update
+),
+
+checked as (
+    select
+        me.id,
+        settings.otp_ttl_seconds,
+        settings.otp_attempts,
+        case
+            when me.id is null then 'not_found'
+            when exists (
+                    select 1 from users as u
+                    where lower(u.email) = :email::text and u.id <> me.id
+                ) then 'invalid'
+            else 'ok'
+        end as outcome
+    from settings
+    left join me on true
+),
+
+verification as (
+    insert into email_verifications (user_id, email, otp_hash, expires_at, attempts_left)
+    select
+        checked.id,
+        :email::text,
+        :otp_hash::text,
+        now() + make_interval(secs => checked.otp_ttl_seconds) as expires_at,
+        checked.otp_attempts
+    from checked
+    where checked.outcome = 'ok'
+    returning id, email, expires_at, attempts_left
+),
+
+step as (
+    update users as u
+    set
+        onboarding = 'awaiting_otp',
+        updated_at = now()
+    from checked
+    where u.id = checked.id and checked.outcome = 'ok' and u.onboarding <> 'complete'
+)
+
+select
+    checked.outcome,
+    verification.id as verification_id,
+    verification.email,
+    verification.expires_at,
+    verification.attempts_left
+from checked
+left join verification on true;
+
+-- name: onboarding_lock_verification(telegram_id)^
+-- OTP step (movement, first statement of its transaction): the user's latest
+-- verification, locked, with whether it expired and whether another account
+-- took its address meanwhile. No row when the user never asked for a code.
+-- Indexes: users (telegram_id), email_verifications_user.
+select
+    u.id as user_id,
+    v.id as verification_id,
+    v.email,
+    v.otp_hash,
+    v.attempts_left,
+    v.verified_at is not null as verified,
+    v.expires_at <= now() as expired,
+    exists(
+        select 1 from users as o
+        where lower(o.email) = v.email and o.id <> u.id
+    ) as email_taken
+from users as u
+inner join email_verifications as v on u.id = v.user_id
+where u.telegram_id = :telegram_id
+order by v.created_at desc, v.id desc
+limit 1
+for update of v;
+
+-- name: onboarding_spend_attempt(verification_id)$
+-- OTP step (movement, inside its transaction): a wrong code costs one
+-- attempt; returns the attempts left.
+-- Index: email_verifications primary key.
+update email_verifications
+set attempts_left = attempts_left - 1
+where id = :verification_id and verified_at is null and attempts_left > 0
+returning attempts_left;
+
+-- name: onboarding_confirm_email(verification_id)^
+-- OTP step (movement, inside its transaction): the right code verifies the
+-- address, moves onboarding to awaiting_terms (a completed user stays
+-- complete) and links the escrows that invited this address, except the
+-- user's own.
+-- Indexes: email_verifications primary key, users primary key, escrows_invited.
+with
+verification as (
+    update email_verifications
+    set verified_at = now()
+    where id = :verification_id and verified_at is null
+    returning user_id, email, attempts_left
+),
+
+me as (
+    update users as u
+    set
+        email = verification.email,
+        email_verified_at = now(),
+        onboarding = case when u.onboarding = 'complete' then u.onboarding else 'awaiting_terms' end,
+        updated_at = now()
+    from verification
+    where u.id = verification.user_id
+    returning u.id, u.email, verification.attempts_left
+),
+
+invited as (
+    update escrows as e
+    set
+        seller_id = me.id,
+        updated_at = now()
+    from me
+    where e.seller_id is null and e.seller_handle = me.email and e.buyer_id <> me.id
+    returning e.id
+)
+
+select
+    me.email,
+    me.attempts_left,
+    (select count(*) from invited) as invited_escrows
+from me;
+
+-- name: onboarding_accept_terms(telegram_id)^
+-- Terms step (movement): completes onboarding, only from awaiting_terms.
+-- Outcome not_found, wrong_status (with the current step) or ok.
+-- Index: users (telegram_id).
+with
+asked as (
+    select :telegram_id::bigint as telegram_id
+),
+
+me as (
+    select
+        id,
+        telegram_id,
+        referrer_id,
+        onboarding,
+        referral_code
+    from users
+    where telegram_id = :telegram_id
+    for update
+),
+
+accepted as (
+    update users as u
+    set
+        terms_accepted_at = now(),
+        onboarding = 'complete',
+        updated_at = now()
+    from me
+    where u.id = me.id and me.onboarding = 'awaiting_terms'
+    returning u.onboarding
+)
+
+select
+    me.id,
+    me.telegram_id,
+    me.referrer_id,
+    me.referral_code,
+    coalesce(accepted.onboarding, me.onboarding)::text as onboarding,
+    case
+        when me.id is null then 'not_found'
+        when me.onboarding <> 'awaiting_terms' then 'wrong_status'
+        else 'ok'
+    end as outcome
+from asked
+left join me on asked.telegram_id = me.telegram_id
+left join accepted on true;
+
+-- name: onboarding_test_invite(buyer_telegram_id, seller_handle, ref)$
+-- tests: an escrow that invites a seller with no account yet (awaiting
+-- payment, nothing held); returns its id.
+insert into escrows (
+    ref, buyer_id, seller_handle, currency, amount, fee, total, fee_split, buyer_fee, seller_fee,
+    description, payment_deadline
+)
+select
+    :ref::text as ref,
+    u.id as buyer_id,
+    :seller_handle::text as seller_handle,
+    'USDT' as currency,
+    10 as amount,
+    0 as fee,
+    10 as total,
+    'buyer'::fee_split as fee_split,
+    0 as buyer_fee,
+    0 as seller_fee,
+    'test invitation' as description,
+    now() + interval '1 day' as payment_deadline
+from users as u
+where u.telegram_id = :buyer_telegram_id
+returning id;
+
+-- name: onboarding_test_escrow_seller(escrow_id)$
+-- tests: who an escrow's seller is.
+select seller_id from escrows
+where id = :escrow_id;
+
+-- name: onboarding_test_user(telegram_id)^
+-- tests: a user as stored, with their wallets and wallet ledger accounts.
+select
+    u.id,
+    u.username,
+    u.first_name,
+    u.email,
+    u.email_verified_at,
+    u.referrer_id,
+    u.onboarding::text as onboarding,
+    u.terms_accepted_at,
+    (
+        select count(*) from wallets as w
+        where w.user_id = u.id
+    ) as wallets,
+    (
+        select count(*) from ledger_accounts as a
+        inner join wallets as w on a.wallet_id = w.id
+        where w.user_id = u.id
+    ) as wallet_accounts
+from users as u
+where u.telegram_id = :telegram_id;
+
+-- name: onboarding_test_user_count()$
+-- tests: how many users exist.
+select count(*) from users;
+
+-- name: onboarding_test_verification(telegram_id)^
+-- tests: the user's latest verification as stored.
+select
+    v.id,
+    v.email,
+    v.otp_hash,
+    v.expires_at,
+    v.attempts_left,
+    v.verified_at
+from email_verifications as v
+inner join users as u on v.user_id = u.id
+where u.telegram_id = :telegram_id
+order by v.created_at desc, v.id desc
+limit 1;
+
+-- name: onboarding_test_expire(telegram_id)!
+-- tests: the user's pending codes ran out a second ago.
+update email_verifications as v
+set expires_at = now() - interval '1 second'
+from users as u
+where
+    v.user_id = u.id
+    and u.telegram_id = :telegram_id
+    and v.verified_at is null;
+
+-- name: onboarding_test_lock_waiters()$
+-- tests: how many sessions of this database wait for a lock.
+select count(*) from pg_stat_activity
+where datname = current_database() and wait_event_type = 'Lock';
