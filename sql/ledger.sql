@@ -125,3 +125,53 @@ select * from cashout_hold
 union all
 select * from currency_total
 order by kind, subject;
+
+-- name: ledger_test_post(kind, entries)$
+-- tests: post an arbitrary transfer, to prove post_transfer's own checks.
+select post_transfer(:kind::transfer_kind, :entries::jsonb, 'test') as transfer_id;
+
+-- name: ledger_test_skew_wallet(telegram_id, currency, delta)!
+-- tests: change a balance behind the ledger's back, to prove reconcile sees it.
+update wallets as w
+set available = w.available + :delta::numeric
+from users as u
+where w.user_id = u.id and u.telegram_id = :telegram_id and w.currency = :currency;
+
+-- name: ledger_test_lock_wallet(telegram_id, currency)$
+-- tests: hold a wallet's row lock from another connection, to pause a movement.
+select w.id
+from wallets as w
+inner join users as u on w.user_id = u.id
+where u.telegram_id = :telegram_id and w.currency = :currency
+for update of w;
+
+-- name: ledger_test_terminate(pid)$
+-- tests: kill a backend in the middle of its work.
+select pg_terminate_backend(:pid::integer) as was_terminated;
+
+-- name: ledger_test_waiting_on_lock()$
+-- tests: how many backends of this database wait on a row lock right now.
+select count(*) as waiting
+from pg_stat_activity
+where datname = current_database() and wait_event_type = 'Lock';
+
+-- name: ledger_test_row_counts()^
+-- tests: the rows movements write, to prove a failed one left none behind.
+select
+    (select count(*) from ledger_transfers) as transfers,
+    (select count(*) from ledger_entries) as entries,
+    (select count(*) from cashouts) as cashouts,
+    (select count(*) from webhook_events) as webhook_events,
+    (select count(*) from idempotency_keys) as idempotency_keys;
+
+-- name: ledger_test_inside_totals()
+-- tests: per currency, what the platform holds for users and itself (every
+-- account but the providers' clearing), to compare with inflow minus outflow.
+select
+    e.currency,
+    sum(e.amount) as total
+from ledger_entries as e
+inner join ledger_accounts as a on e.account_id = a.id
+where a.kind <> 'provider_clearing'
+group by e.currency
+order by e.currency;

@@ -153,3 +153,19 @@ values (:base, :quote, :rate, 'seed');
 -- name: seed_is_fresh()$
 -- Demo: true until the first seeding has run.
 select not exists (select 1 from exchange_rates) as fresh;
+
+-- name: seed_make_admin(telegram_id)!
+-- Demo and tests: give a user admin rights.
+update users
+set is_admin = true
+where telegram_id = :telegram_id;
+
+-- name: seed_set_referrer(telegram_id, referrer_telegram_id)!
+-- Demo and tests: record who brought a user in.
+update users
+set
+    referrer_id = (
+        select r.id from users as r
+        where r.telegram_id = :referrer_telegram_id
+    )
+where telegram_id = :telegram_id;

@@ -188,3 +188,838 @@ cross join lateral (
         limit 10
     ) as f
 ) as cashouts;
+
+-- name: wallet_create_deposit_order(telegram_id, currency, provider, ref)^
+-- Wallet top-up (deposit screen): a deposit order whose ref the provider
+-- echoes back in its payment events. outcome not_found (no such user) or
+-- invalid (no such currency) inserts nothing.
+-- Indexes: users (telegram_id), currencies pkey, deposit_orders (ref) unique.
+with
+me as (
+    select id from users
+    where telegram_id = :telegram_id
+),
+
+cur as (
+    select code from currencies
+    where code = :currency
+),
+
+created as (
+    insert into deposit_orders (ref, user_id, currency, provider)
+    select
+        :ref,
+        me.id,
+        cur.code,
+        :provider::text::payment_provider
+    from me
+    cross join cur
+    returning *
+)
+
+select
+    case
+        when me.id is null then 'not_found'
+        when cur.code is null then 'invalid'
+        else 'ok'
+    end as outcome,
+    created.id,
+    created.ref,
+    created.user_id,
+    created.currency,
+    created.provider::text as provider,
+    created.address,
+    created.status::text as status,
+    created.received_amount,
+    created.created_at
+from (select 1 as one) as base  -- noqa: ST11
+left join me on true
+left join cur on true
+left join created on true;
+
+-- name: wallet_claim_webhook_event(provider, event_id, event_type, order_ref, payload)$
+-- Deposit webhook, first step of its transaction: claims (provider,
+-- event_id) once; returns the event's id, or nothing when the event was
+-- already claimed (a redelivery). A concurrent delivery of the same event
+-- waits here until the first one commits, then gets nothing.
+-- Index: webhook_events_once.
+insert into webhook_events (provider, event_id, event_type, order_ref, payload)
+values (
+    :provider::text::payment_provider,
+    :event_id,
+    :event_type,
+    :order_ref,
+    coalesce(:payload::jsonb, '{}')
+)
+on conflict (provider, event_id) do nothing
+returning id;
+
+-- name: wallet_credit_deposit(event_row_id, provider, order_ref, currency, amount)^
+-- Deposit webhook, inside the transaction that claimed the event: finds the
+-- order the ref names (a wallet top-up, an escrow payment or an exchange
+-- order payment) and locks it, locks the payer's wallets in id order, and
+-- credits the payer's available balance from the provider's clearing
+-- account. A top-up order becomes paid; an exchange order records what it
+-- received. Marks the event processed with the transfer. outcome not_found
+-- (unknown ref) or invalid (currency or amount) changes nothing.
+-- Indexes: deposit_orders (ref), escrows (payment_reference) and
+-- exchange_orders (payment_reference) unique, wallets_one_per_currency.
+with
+deposit_order as (
+    select
+        d.id,
+        d.user_id,
+        d.currency
+    from deposit_orders as d
+    where d.ref = :order_ref
+    for update
+),
+
+escrow_order as (
+    select
+        e.id,
+        e.buyer_id as user_id,
+        e.currency
+    from escrows as e
+    where e.payment_reference = :order_ref
+    for update
+),
+
+exchange_order as (
+    select
+        x.id,
+        x.user_id,
+        x.from_currency as currency,
+        x.to_currency
+    from exchange_orders as x
+    where x.payment_reference = :order_ref
+    for update
+),
+
+target as (
+    select
+        'deposit' as kind,
+        id,
+        user_id,
+        currency,
+        null as other_currency
+    from deposit_order
+    union all
+    select
+        'escrow' as kind,
+        id,
+        user_id,
+        currency,
+        null as other_currency
+    from escrow_order
+    union all
+    select
+        'exchange' as kind,
+        id,
+        user_id,
+        currency,
+        to_currency as other_currency
+    from exchange_order
+),
+
+-- An exchange payment will touch both of the payer's wallets: lock both now,
+-- in id order, like the exchange itself does.
+payer_wallets as (
+    select
+        w.id,
+        w.currency,
+        w.available
+    from wallets as w
+    inner join target on w.user_id = target.user_id
+    where w.currency in (target.currency, target.other_currency)
+    order by w.id
+    for update of w
+),
+
+verdict as (
+    select
+        target.kind,
+        target.id as order_id,
+        target.currency as order_currency,
+        u.telegram_id,
+        w.id as wallet_id,
+        w.available,
+        case
+            when target.id is null then 'not_found'
+            when target.currency <> :currency then 'invalid'
+            when :amount::numeric <= 0 or round(:amount::numeric, c.decimals) <> :amount::numeric
+                then 'invalid'
+            when w.id is null then 'not_found'
+            else 'ok'
+        end as outcome
+    from (select 1 as one) as base  -- noqa: ST11
+    left join target on true
+    left join users as u on target.user_id = u.id
+    left join currencies as c on target.currency = c.code
+    left join payer_wallets as w on target.currency = w.currency
+),
+
+posted as (
+    select
+        post_transfer(
+            'deposit',
+            jsonb_build_array(
+                jsonb_build_object(
+                    'kind', 'wallet_available', 'wallet', verdict.wallet_id, 'amount', :amount::numeric
+                ),
+                jsonb_build_object(
+                    'kind', 'provider_clearing',
+                    'provider', :provider::text,
+                    'currency', verdict.order_currency,
+                    'amount', -:amount::numeric
+                )
+            ),
+            'deposit ' || :order_ref
+        ) as transfer_id
+    from verdict
+    where verdict.outcome = 'ok'
+),
+
+topped_up as (
+    update deposit_orders as d
+    set
+        status = 'paid',
+        received_amount = d.received_amount + :amount::numeric,
+        updated_at = now()
+    from posted, deposit_order
+    where d.id = deposit_order.id
+),
+
+exchange_paid as (
+    update exchange_orders as x
+    set
+        received_amount = coalesce(x.received_amount, 0) + :amount::numeric,
+        updated_at = now()
+    from posted, exchange_order
+    where x.id = exchange_order.id
+),
+
+processed as (
+    update webhook_events as ev
+    set
+        processed_at = now(),
+        transfer_id = posted.transfer_id
+    from posted
+    where ev.id = :event_row_id
+)
+
+select
+    verdict.outcome,
+    verdict.kind,
+    verdict.order_id,
+    verdict.order_currency,
+    verdict.telegram_id,
+    posted.transfer_id,
+    -- The function's update is invisible to this statement's snapshot: add it up.
+    verdict.available + :amount::numeric as available
+from verdict
+left join posted on true;
+
+-- name: wallet_request_cashout(telegram_id, currency, amount, destination, idempotency_key, request_hash)^
+-- Cashout confirm step (crypto and NGN flows): claims (user, 'cashout', key)
+-- in idempotency_keys, moves amount + fee from available to held and records
+-- the pending cashout; a saved destination used gets its last_used_at. The
+-- destination is a JSON object with kind 'crypto_address' (network, address,
+-- saved_address_id) or 'bank_account' (bank_code, account_number,
+-- account_name, saved_bank_account_id). The same key with the same request
+-- hash returns the first cashout (replay); with another hash,
+-- idempotency_conflict. Any other refusal changes nothing.
+-- outcome 'retry': a concurrent request committed while this one waited for
+-- the wallet or the key, so this statement's snapshot cannot see it; nothing
+-- changed, and running it again gives the true answer.
+-- Indexes: users (telegram_id), currencies pkey, idempotency_keys pkey,
+-- cashouts_idempotency, wallets_one_per_currency, networks pkey, banks pkey,
+-- saved_addresses pkey, saved_bank_accounts pkey.
+with
+me as (
+    select id from users
+    where telegram_id = :telegram_id
+),
+
+dest as (
+    select
+        (p.d ->> 'kind')::destination_kind as kind,
+        p.d ->> 'network' as network,
+        p.d ->> 'address' as address,
+        (p.d ->> 'saved_address_id')::bigint as saved_address_id,
+        p.d ->> 'bank_code' as bank_code,
+        p.d ->> 'account_number' as account_number,
+        btrim(p.d ->> 'account_name') as account_name,
+        (p.d ->> 'saved_bank_account_id')::bigint as saved_bank_account_id
+    from (select :destination::jsonb as d) as p
+),
+
+cur as (
+    select
+        c.code,
+        c.kind,
+        c.decimals,
+        c.cashout_min,
+        c.cashout_max,
+        -- The fee, rounded up to the currency's smallest unit (power() of a
+        -- negative exponent is not exact, hence the unit written out).
+        trunc(f.raw_fee, c.decimals)
+        + case
+            when f.raw_fee > trunc(f.raw_fee, c.decimals)
+                then 0.000000000000000001 * power(10::numeric, 18 - c.decimals)
+            else 0
+        end as fee
+    from currencies as c
+    cross join
+        lateral (
+            select c.cashout_fee_flat + :amount::numeric * c.cashout_fee_rate as raw_fee
+        ) as f
+    where c.code = :currency
+),
+
+prior_key as (
+    select k.request_hash
+    from idempotency_keys as k
+    inner join me on k.user_id = me.id
+    where k.scope = 'cashout' and k.key = :idempotency_key
+),
+
+prior_cashout as (
+    select co.*
+    from cashouts as co
+    inner join me on co.user_id = me.id
+    where co.idempotency_key = :idempotency_key
+),
+
+wallet as (
+    select
+        w.id,
+        w.available,
+        w.held,
+        w.xmin::text as row_version
+    from wallets as w
+    inner join me on w.user_id = me.id
+    where w.currency = :currency
+    for update of w
+),
+
+-- The wallet as this statement's snapshot saw it. Another version under the
+-- lock means a transaction committed while this one waited, and a claim of
+-- the same key it made would be invisible to the snapshot.
+wallet_seen as (
+    select w.xmin::text as row_version
+    from wallets as w
+    inner join wallet on w.id = wallet.id
+),
+
+saved_address as (
+    select sa.id
+    from saved_addresses as sa
+    inner join me on sa.user_id = me.id
+    inner join dest
+        on
+            sa.id = dest.saved_address_id
+            and sa.network = dest.network
+            and sa.address = dest.address
+    where sa.deleted_at is null and sa.currency = :currency
+),
+
+saved_bank as (
+    select sb.id
+    from saved_bank_accounts as sb
+    inner join me on sb.user_id = me.id
+    inner join dest
+        on
+            sb.id = dest.saved_bank_account_id
+            and sb.bank_code = dest.bank_code
+            and sb.account_number = dest.account_number
+    where sb.deleted_at is null
+),
+
+verdict as (
+    select
+        coalesce(failed.outcome, 'ok') as outcome,
+        failed.detail,
+        prior_key.request_hash = :request_hash as replay,
+        cur.fee,
+        cur.cashout_min,
+        cur.cashout_max,
+        wallet.available
+    from dest
+    left join me on true
+    left join cur on true
+    left join prior_key on true
+    left join wallet on true
+    left join wallet_seen on true
+    left join saved_address on true
+    left join saved_bank on true
+    -- The first check that fails, in this order; a replay skips all but the first two.
+    left join lateral (
+        select
+            c.outcome,
+            c.detail
+        from (
+            values
+            (1, me.id is null, 'not_found', 'user'),
+            (2, prior_key.request_hash <> :request_hash, 'idempotency_conflict', null),
+            (3, cur.code is null, 'invalid', 'There is no such currency.'),
+            (
+                4,
+                :amount::numeric <= 0 or round(:amount::numeric, cur.decimals) <> :amount::numeric,
+                'invalid',
+                format('The amount must be positive, with at most %s decimals.', cur.decimals)
+            ),
+            (5, :amount::numeric < cur.cashout_min, 'below_minimum', null),
+            (6, :amount::numeric > cur.cashout_max, 'above_limit', null),
+            (
+                7,
+                dest.kind is null or dest.kind not in ('crypto_address', 'bank_account'),
+                'invalid',
+                'A cashout goes to a crypto address or a bank account.'
+            ),
+            (
+                8,
+                dest.kind = 'crypto_address'
+                and not (
+                    cur.kind = 'crypto'
+                    and coalesce(btrim(dest.address), '') <> ''
+                    and exists (
+                        select 1 from networks as n
+                        where n.currency = cur.code and n.network = dest.network
+                    )
+                ),
+                'invalid',
+                format('%s cannot be sent on that network.', cur.code)
+            ),
+            (
+                9,
+                dest.kind = 'bank_account'
+                and not (
+                    cur.code = 'NGN'
+                    and coalesce(dest.account_number ~ '^[0-9]{10}$', false)
+                    and coalesce(dest.account_name, '') <> ''
+                    and exists (
+                        select 1 from banks as b
+                        where b.code = dest.bank_code
+                    )
+                ),
+                'invalid',
+                'Only naira goes to a bank account, with a known bank, ten digits and a name.'
+            ),
+            (
+                10,
+                dest.saved_address_id is not null
+                and (dest.kind <> 'crypto_address' or saved_address.id is null),
+                'not_found',
+                'saved address'
+            ),
+            (
+                11,
+                dest.saved_bank_account_id is not null
+                and (dest.kind <> 'bank_account' or saved_bank.id is null),
+                'not_found',
+                'saved bank account'
+            ),
+            (12, wallet.id is null, 'not_found', 'wallet'),
+            (
+                13,
+                wallet.available < :amount::numeric + cur.fee,
+                case
+                    when wallet.row_version <> wallet_seen.row_version then 'retry'
+                    else 'insufficient_funds'
+                end,
+                null
+            )
+        ) as c (n, fails, outcome, detail)
+        where c.fails and (c.n <= 2 or prior_key.request_hash is null)
+        order by c.n
+        limit 1
+    ) as failed on true
+),
+
+claim as (
+    insert into idempotency_keys (user_id, scope, key, request_hash)
+    select
+        me.id as user_id,
+        'cashout' as scope,
+        :idempotency_key::text as key,
+        :request_hash::text as request_hash
+    from verdict
+    cross join me
+    where verdict.outcome = 'ok' and verdict.replay is null
+    on conflict do nothing
+    returning user_id
+),
+
+cashout as (
+    insert into cashouts (
+        user_id, wallet_id, currency, amount, fee, destination, network, address, bank_code,
+        account_number, account_name, saved_address_id, saved_bank_account_id, idempotency_key
+    )
+    select
+        claim.user_id,
+        wallet.id as wallet_id,
+        :currency::text as currency,
+        :amount::numeric as amount,
+        verdict.fee,
+        dest.kind as destination,
+        case when dest.kind = 'crypto_address' then dest.network end as network,
+        case when dest.kind = 'crypto_address' then dest.address end as address,
+        case when dest.kind = 'bank_account' then dest.bank_code end as bank_code,
+        case when dest.kind = 'bank_account' then dest.account_number end as account_number,
+        case when dest.kind = 'bank_account' then dest.account_name end as account_name,
+        case when dest.kind = 'crypto_address' then dest.saved_address_id end as saved_address_id,
+        case when dest.kind = 'bank_account' then dest.saved_bank_account_id end as saved_bank_account_id,
+        :idempotency_key::text as idempotency_key
+    from claim
+    cross join wallet
+    cross join verdict
+    cross join dest
+    returning *
+),
+
+posted as (
+    select
+        post_transfer(
+            'cashout_hold',
+            jsonb_build_array(
+                jsonb_build_object(
+                    'kind', 'wallet_available',
+                    'wallet', cashout.wallet_id,
+                    'amount', -(cashout.amount + cashout.fee)
+                ),
+                jsonb_build_object(
+                    'kind', 'wallet_held', 'wallet', cashout.wallet_id, 'amount', cashout.amount + cashout.fee
+                )
+            ),
+            'cashout ' || cashout.id,
+            p_cashout_id => cashout.id
+        ) as transfer_id
+    from cashout
+),
+
+used_address as (
+    update saved_addresses as sa
+    set last_used_at = now()
+    from cashout
+    where sa.id = cashout.saved_address_id
+),
+
+used_bank as (
+    update saved_bank_accounts as sb
+    set last_used_at = now()
+    from cashout
+    where sb.id = cashout.saved_bank_account_id
+)
+
+select
+    case
+        when verdict.outcome = 'ok' and verdict.replay is null and cashout.id is null then 'retry'
+        else verdict.outcome
+    end as outcome,
+    verdict.detail,
+    coalesce(verdict.replay, false) as replay,
+    coalesce(to_jsonb(cashout), to_jsonb(prior_cashout)) as cashout,
+    posted.transfer_id,
+    verdict.cashout_min as minimum,
+    verdict.cashout_max as maximum,
+    :amount::numeric + verdict.fee as needed,
+    -- post_transfer's update is invisible to this statement's snapshot: add it up.
+    verdict.available - coalesce(cashout.amount + cashout.fee, 0) as available,
+    wallet.held + coalesce(cashout.amount + cashout.fee, 0) as held
+from verdict
+left join cashout on true
+left join posted on true
+left join prior_cashout on verdict.replay
+left join wallet on true;
+
+-- name: wallet_approve_cashout(cashout_id, admin_telegram_id)^
+-- Admin cashout approval: a pending cashout becomes approved; no money
+-- moves. outcome not_a_party (not an admin), not_found or wrong_status
+-- changes nothing.
+-- Indexes: users (telegram_id), cashouts pkey, wallets pkey.
+with
+admin as (
+    select id from users
+    where telegram_id = :admin_telegram_id and is_admin
+),
+
+locked as (
+    select co.*
+    from cashouts as co
+    where co.id = :cashout_id
+    for update
+),
+
+verdict as (
+    select
+        locked.status::text as status,
+        case
+            when admin.id is null then 'not_a_party'
+            when locked.id is null then 'not_found'
+            when locked.status <> 'pending' then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select 1 as one) as base  -- noqa: ST11
+    left join admin on true
+    left join locked on true
+),
+
+approved as (
+    update cashouts as co
+    set
+        status = 'approved',
+        approved_at = now(),
+        updated_at = now()
+    from verdict
+    where co.id = :cashout_id and verdict.outcome = 'ok'
+    returning co.*
+)
+
+select
+    verdict.outcome,
+    verdict.status,
+    case when verdict.outcome <> 'not_a_party' then coalesce(to_jsonb(approved), to_jsonb(locked)) end as cashout,
+    w.available,
+    w.held
+from verdict
+left join locked on true
+left join approved on true
+left join wallets as w on locked.wallet_id = w.id and verdict.outcome <> 'not_a_party';
+
+-- name: wallet_settle_cashout(cashout_id, provider, provider_reference)^
+-- Payout worker, on the provider's confirmation: a pending, approved or
+-- processing cashout becomes completed; its hold leaves the wallet, the
+-- amount to the provider's clearing account and the fee to the platform.
+-- outcome not_found or wrong_status (already settled or failed) changes
+-- nothing. Lock order: the cashout, then its wallet.
+-- Indexes: cashouts pkey, wallets pkey.
+with
+locked as (
+    select co.*
+    from cashouts as co
+    where co.id = :cashout_id
+    for update
+),
+
+wallet as (
+    select
+        w.id,
+        w.available,
+        w.held
+    from wallets as w
+    inner join locked on w.id = locked.wallet_id
+    for update of w
+),
+
+verdict as (
+    select
+        locked.status::text as status,
+        case
+            when locked.id is null then 'not_found'
+            when locked.status not in ('pending', 'approved', 'processing') then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select 1 as one) as base  -- noqa: ST11
+    left join locked on true
+),
+
+posted as (
+    select
+        post_transfer(
+            'cashout_settle',
+            jsonb_build_array(
+                jsonb_build_object(
+                    'kind', 'wallet_held', 'wallet', locked.wallet_id, 'amount', -(locked.amount + locked.fee)
+                ),
+                jsonb_build_object(
+                    'kind', 'provider_clearing',
+                    'provider', :provider::text,
+                    'currency', locked.currency,
+                    'amount', locked.amount
+                ),
+                jsonb_build_object(
+                    'kind', 'platform_fees', 'currency', locked.currency, 'amount', locked.fee
+                )
+            ),
+            'cashout ' || locked.id || ' paid out',
+            p_cashout_id => locked.id
+        ) as transfer_id
+    from locked
+    cross join verdict
+    where verdict.outcome = 'ok'
+),
+
+settled as (
+    update cashouts as co
+    set
+        status = 'completed',
+        provider = :provider::text,
+        provider_reference = :provider_reference,
+        completed_at = now(),
+        updated_at = now()
+    from verdict
+    where co.id = :cashout_id and verdict.outcome = 'ok'
+    returning co.*
+)
+
+select
+    verdict.outcome,
+    verdict.status,
+    coalesce(to_jsonb(settled), to_jsonb(locked)) as cashout,
+    posted.transfer_id,
+    wallet.available,
+    -- post_transfer's update is invisible to this statement's snapshot: add it up.
+    wallet.held - coalesce(settled.amount + settled.fee, 0) as held
+from verdict
+left join locked on true
+left join wallet on true
+left join posted on true
+left join settled on true;
+
+-- name: wallet_fail_cashout(cashout_id, reason)^
+-- Payout worker or admin, when a payout cannot be made: a pending, approved
+-- or processing cashout becomes failed and its hold goes back to available.
+-- outcome not_found or wrong_status (already settled or failed) changes
+-- nothing. Lock order: the cashout, then its wallet.
+-- Indexes: cashouts pkey, wallets pkey.
+with
+locked as (
+    select co.*
+    from cashouts as co
+    where co.id = :cashout_id
+    for update
+),
+
+wallet as (
+    select
+        w.id,
+        w.available,
+        w.held
+    from wallets as w
+    inner join locked on w.id = locked.wallet_id
+    for update of w
+),
+
+verdict as (
+    select
+        locked.status::text as status,
+        case
+            when locked.id is null then 'not_found'
+            when locked.status not in ('pending', 'approved', 'processing') then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select 1 as one) as base  -- noqa: ST11
+    left join locked on true
+),
+
+posted as (
+    select
+        post_transfer(
+            'cashout_release',
+            jsonb_build_array(
+                jsonb_build_object(
+                    'kind', 'wallet_held', 'wallet', locked.wallet_id, 'amount', -(locked.amount + locked.fee)
+                ),
+                jsonb_build_object(
+                    'kind', 'wallet_available', 'wallet', locked.wallet_id, 'amount', locked.amount + locked.fee
+                )
+            ),
+            'cashout ' || locked.id || ' failed',
+            p_cashout_id => locked.id
+        ) as transfer_id
+    from locked
+    cross join verdict
+    where verdict.outcome = 'ok'
+),
+
+failed as (
+    update cashouts as co
+    set
+        status = 'failed',
+        failure_reason = :reason,
+        updated_at = now()
+    from verdict
+    where co.id = :cashout_id and verdict.outcome = 'ok'
+    returning co.*
+)
+
+select
+    verdict.outcome,
+    verdict.status,
+    coalesce(to_jsonb(failed), to_jsonb(locked)) as cashout,
+    posted.transfer_id,
+    -- post_transfer's update is invisible to this statement's snapshot: add it up.
+    wallet.available + coalesce(failed.amount + failed.fee, 0) as available,
+    wallet.held - coalesce(failed.amount + failed.fee, 0) as held
+from verdict
+left join locked on true
+left join wallet on true
+left join posted on true
+left join failed on true;
+
+-- name: wallet_test_deposit_counts(provider, event_id, order_ref)^
+-- tests: how many times one provider event was recorded and credited.
+-- Indexes: webhook_events_once; the ledger tables are scanned (test data only).
+select
+    (
+        select count(*) from webhook_events as ev
+        where ev.provider = :provider::text::payment_provider and ev.event_id = :event_id
+    ) as events,
+    (
+        select count(*) from webhook_events as ev
+        inner join ledger_transfers as t on ev.transfer_id = t.id
+        where
+            ev.provider = :provider::text::payment_provider
+            and ev.event_id = :event_id
+            and ev.processed_at is not null
+            and t.kind = 'deposit'
+    ) as processed,
+    (
+        select count(*) from ledger_transfers as t
+        where t.kind = 'deposit' and t.memo = 'deposit ' || :order_ref
+    ) as transfers,
+    (
+        select count(*) from ledger_entries as e
+        inner join ledger_transfers as t on e.transfer_id = t.id
+        where t.kind = 'deposit' and t.memo = 'deposit ' || :order_ref and e.user_id is not null
+    ) as wallet_entries;
+
+-- name: wallet_test_lock_waiters()$
+-- tests: how many sessions of this database wait for a lock, to know a
+-- concurrent statement is blocked before letting the blocker commit. Run it
+-- outside a transaction: within one, pg_stat_activity keeps its first answer.
+select count(*) as waiting
+from pg_stat_activity
+where datname = current_database() and wait_event_type = 'Lock';
+
+-- name: wallet_test_make_admin(telegram_id)!
+-- tests: makes a user an admin.
+-- Index: users (telegram_id).
+update users
+set is_admin = true
+where telegram_id = :telegram_id;
+
+-- name: wallet_test_deposit_order(ref)^
+-- tests: a top-up order as it stands.
+-- Index: deposit_orders (ref) unique.
+select
+    status,
+    received_amount
+from deposit_orders
+where ref = :ref;
+
+-- name: wallet_test_forget_address(address_id)!
+-- tests: deletes a saved address the way the contacts screen does.
+-- Index: saved_addresses pkey.
+update saved_addresses
+set deleted_at = now()
+where id = :address_id;
+
+-- name: wallet_test_user_cashouts(telegram_id)$
+-- tests: how many cashouts a user has, whatever their status.
+-- Indexes: users (telegram_id), cashouts_idempotency.
+select count(*) as cashouts
+from cashouts as co
+inner join users as u on co.user_id = u.id
+where u.telegram_id = :telegram_id;

@@ -61,3 +61,13 @@ async def bank_account(conn, telegram_id: int, account_number: str, bank_code="0
 
 async def rate(conn, base: str, quote: str, value: str) -> None:
     await queries.seed_rate(conn, base=base, quote=quote, rate=Decimal(value))
+
+
+async def make_admin(conn, telegram_id: int) -> None:
+    await queries.seed_make_admin(conn, telegram_id=telegram_id)
+
+
+async def set_referrer(conn, telegram_id: int, referrer_telegram_id: int) -> None:
+    await queries.seed_set_referrer(
+        conn, telegram_id=telegram_id, referrer_telegram_id=referrer_telegram_id
+    )

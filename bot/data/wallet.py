@@ -1,15 +1,20 @@
-"""The wallet screen and its money (`sql/wallet.sql`)."""
+"""The wallet screen and its money (`sql/wallet.sql`): deposits and cashouts."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from bot import db
 from bot.data.contacts import SavedAddress, SavedBankAccount
-from bot.data.enums import CashoutStatus, DestinationKind
-from bot.data.rows import moment, money, money_or_none
+from bot.data.enums import CashoutStatus, DepositStatus, DestinationKind, PaymentProvider
+from bot.data.errors import DomainError, refusal
+from bot.data.escrow import fund_escrow_from_wallet
+from bot.data.exchange import execute_exchange
+from bot.data.rows import moment, money, money_or_none, request_hash
 from bot.db import queries
 
 
@@ -131,3 +136,364 @@ async def wallet_context(conn, *, telegram_id: int) -> WalletContext | None:
         cashouts_in_flight=tuple(CashoutInFlight.from_json(c) for c in row["cashouts_in_flight"]),
         cashouts_in_flight_count=row["cashouts_in_flight_count"],
     )
+
+
+# --- movements ----------------------------------------------------------------
+
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def new_reference(prefix: str) -> str:
+    """`prefix` and 10 random base32 characters (50 bits): what a provider echoes back."""
+    return prefix + "".join(secrets.choice(_BASE32) for _ in range(10))
+
+
+@dataclass(frozen=True, slots=True)
+class DepositOrder:
+    id: int
+    ref: str
+    user_id: int
+    currency: str
+    provider: PaymentProvider
+    address: str | None
+    status: DepositStatus
+    received_amount: Decimal
+    created_at: datetime
+
+
+async def create_deposit_order(
+    conn, *, telegram_id: int, currency: str, provider: PaymentProvider
+) -> DepositOrder:
+    """A wallet top-up order with a fresh `DEP-` reference. NotFound (user), Invalid (currency)."""
+    row = await queries.wallet_create_deposit_order(
+        conn,
+        telegram_id=telegram_id,
+        currency=currency,
+        provider=PaymentProvider(provider).value,
+        ref=new_reference("DEP-"),
+    )
+    if row["outcome"] == "not_found":
+        raise refusal("not_found", what="user")
+    if row["outcome"] == "invalid":
+        raise refusal("invalid", reason=f"There is no {currency} wallet.")
+    return DepositOrder(
+        id=row["id"],
+        ref=row["ref"],
+        user_id=row["user_id"],
+        currency=row["currency"],
+        provider=PaymentProvider(row["provider"]),
+        address=row["address"],
+        status=DepositStatus(row["status"]),
+        received_amount=row["received_amount"],
+        created_at=row["created_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DepositCredit:
+    """What one provider payment event did."""
+
+    duplicate: bool  # the event was seen before: nothing moved this time
+    provider: PaymentProvider
+    event_id: str
+    order_ref: str
+    currency: str
+    amount: Decimal
+    order_kind: str | None = None  # "deposit", "escrow" or "exchange"
+    order_id: int | None = None
+    telegram_id: int | None = None  # the payer, whose wallet was credited
+    transfer_id: int | None = None  # the deposit's ledger transfer
+    wallet_available: Decimal | None = None  # the payer's available balance after the credit
+    # The escrow funding or exchange the payment was for (its own result), when it went through.
+    applied: Any = None
+    # Why the escrow funding or exchange was refused; the money then stays in the wallet.
+    refused: DomainError | None = None
+
+
+async def credit_deposit(
+    conn,
+    *,
+    provider: PaymentProvider,
+    event_id: str,
+    order_ref: str,
+    currency: str,
+    amount: Decimal,
+    event_type: str = "payment",
+    payload: dict | None = None,
+) -> DepositCredit:
+    """Credits a provider's payment exactly once per (provider, event_id).
+
+    One transaction: claim the event, credit the payer's wallet, then pay what
+    the order was for (an escrow, an exchange) from that wallet. When that
+    payment is refused (a cancelled escrow, an expired quote, too little), the
+    money stays in the wallet. NotFound (unknown ref), Invalid (currency or
+    amount) roll everything back, the event claim included.
+    """
+    provider = PaymentProvider(provider)
+    seen = DepositCredit(
+        duplicate=True,
+        provider=provider,
+        event_id=event_id,
+        order_ref=order_ref,
+        currency=currency,
+        amount=amount,
+    )
+    async with db.transaction(conn) as tx:
+        event_row_id = await queries.wallet_claim_webhook_event(
+            tx,
+            provider=provider.value,
+            event_id=event_id,
+            event_type=event_type,
+            order_ref=order_ref,
+            payload=payload,
+        )
+        if event_row_id is None:
+            return seen
+        row = await queries.wallet_credit_deposit(
+            tx,
+            event_row_id=event_row_id,
+            provider=provider.value,
+            order_ref=order_ref,
+            currency=currency,
+            amount=amount,
+        )
+        outcome = row["outcome"]
+        if outcome == "not_found":
+            raise refusal(outcome, what="order" if row["order_id"] is None else "wallet")
+        if outcome == "invalid":
+            if row["order_currency"] != currency:
+                reason = f"Order {order_ref} is paid in {row['order_currency']}, not {currency}."
+            else:
+                reason = f"{amount} is not an amount of {currency}."
+            raise refusal(outcome, reason=reason)
+        applied = refused = None
+        try:
+            if row["kind"] == "escrow":
+                applied = await fund_escrow_from_wallet(
+                    tx,
+                    escrow_id=row["order_id"],
+                    telegram_id=row["telegram_id"],
+                    idempotency_key=f"deposit:{provider.value}:{event_id}",
+                )
+            elif row["kind"] == "exchange":
+                applied = await execute_exchange(
+                    tx, telegram_id=row["telegram_id"], order_id=row["order_id"]
+                )
+        except DomainError as e:
+            # Each refusal changed nothing but its own note (an expired quote is
+            # marked expired): the credit stands and the money waits in the wallet.
+            refused = e
+        return DepositCredit(
+            duplicate=False,
+            provider=provider,
+            event_id=event_id,
+            order_ref=order_ref,
+            currency=currency,
+            amount=amount,
+            order_kind=row["kind"],
+            order_id=row["order_id"],
+            telegram_id=row["telegram_id"],
+            transfer_id=row["transfer_id"],
+            wallet_available=row["available"],
+            applied=applied,
+            refused=refused,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoDestination:
+    network: str
+    address: str
+    saved_address_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BankDestination:
+    bank_code: str
+    account_number: str
+    account_name: str
+    saved_bank_account_id: int | None = None
+
+
+def _destination_json(destination: CryptoDestination | BankDestination) -> dict[str, Any]:
+    if isinstance(destination, CryptoDestination):
+        return {
+            "kind": DestinationKind.CRYPTO_ADDRESS.value,
+            "network": destination.network,
+            "address": destination.address,
+            "saved_address_id": destination.saved_address_id,
+        }
+    return {
+        "kind": DestinationKind.BANK_ACCOUNT.value,
+        "bank_code": destination.bank_code,
+        "account_number": destination.account_number,
+        "account_name": destination.account_name,
+        "saved_bank_account_id": destination.saved_bank_account_id,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Cashout:
+    id: int
+    user_id: int
+    currency: str
+    amount: Decimal
+    fee: Decimal
+    status: CashoutStatus
+    destination: DestinationKind
+    network: str | None
+    address: str | None
+    bank_code: str | None
+    account_number: str | None
+    account_name: str | None
+    saved_address_id: int | None
+    saved_bank_account_id: int | None
+    provider: str | None
+    provider_reference: str | None
+    failure_reason: str | None
+    idempotency_key: str
+    created_at: datetime
+    approved_at: datetime | None
+    completed_at: datetime | None
+    # The wallet right after the movement (or as it stands, for a replay or an approval).
+    wallet_available: Decimal
+    wallet_held: Decimal
+    transfer_id: int | None = None  # the ledger transfer this call posted; None when none
+    replayed: bool = False  # the idempotency key answered with the first request's cashout
+
+    @property
+    def total(self) -> Decimal:
+        """What leaves (or left) the wallet: amount plus fee."""
+        return self.amount + self.fee
+
+    @classmethod
+    def from_row(cls, row: Any) -> Cashout:
+        c = row["cashout"]
+        return cls(
+            id=c["id"],
+            user_id=c["user_id"],
+            currency=c["currency"],
+            amount=money(c["amount"]),
+            fee=money(c["fee"]),
+            status=CashoutStatus(c["status"]),
+            destination=DestinationKind(c["destination"]),
+            network=c["network"],
+            address=c["address"],
+            bank_code=c["bank_code"],
+            account_number=c["account_number"],
+            account_name=c["account_name"],
+            saved_address_id=c["saved_address_id"],
+            saved_bank_account_id=c["saved_bank_account_id"],
+            provider=c["provider"],
+            provider_reference=c["provider_reference"],
+            failure_reason=c["failure_reason"],
+            idempotency_key=c["idempotency_key"],
+            created_at=moment(c["created_at"]),
+            approved_at=moment(c["approved_at"]),
+            completed_at=moment(c["completed_at"]),
+            wallet_available=row["available"],
+            wallet_held=row["held"],
+            transfer_id=row.get("transfer_id"),
+            replayed=row.get("replay", False),
+        )
+
+
+async def request_cashout(
+    conn,
+    *,
+    telegram_id: int,
+    currency: str,
+    amount: Decimal,
+    destination: CryptoDestination | BankDestination,
+    idempotency_key: str,
+) -> Cashout:
+    """Holds amount + fee and records a pending cashout, once per idempotency key.
+
+    The same key with the same details returns the first cashout (`replayed`);
+    with other details, IdempotencyConflict. Else NotFound, Invalid,
+    BelowMinimum, AboveLimit, InsufficientFunds; a refusal changes nothing.
+    """
+    dest = _destination_json(destination)
+    params = {
+        "telegram_id": telegram_id,
+        "currency": currency,
+        "amount": amount,
+        "destination": dest,
+        "idempotency_key": idempotency_key,
+        # 30 and 30.00 are the same request.
+        "request_hash": request_hash(
+            currency=currency, amount=amount.normalize(), destination=dest
+        ),
+    }
+    row = await queries.wallet_request_cashout(conn, **params)
+    # A concurrent request committed while this one waited for the wallet or
+    # the key, and this statement's snapshot cannot see its claim: once more,
+    # with a fresh snapshot. Each rerun needs yet another commit on the same
+    # wallet in between to race again.
+    for _ in range(5):
+        if row["outcome"] != "retry":
+            break
+        row = await queries.wallet_request_cashout(conn, **params)
+    outcome = row["outcome"]
+    if outcome == "ok":
+        return Cashout.from_row(row)
+    if outcome == "not_found":
+        raise refusal(outcome, what=row["detail"])
+    if outcome == "idempotency_conflict":
+        raise refusal(outcome, key=idempotency_key)
+    if outcome == "invalid":
+        raise refusal(outcome, reason=row["detail"])
+    if outcome == "below_minimum":
+        raise refusal(outcome, currency=currency, minimum=row["minimum"])
+    if outcome == "above_limit":
+        raise refusal(outcome, currency=currency, maximum=row["maximum"])
+    if outcome in ("insufficient_funds", "retry"):
+        # Still racing after the reruns: the wallet is busy; what it holds now is too little.
+        raise refusal(
+            "insufficient_funds",
+            currency=currency,
+            available=row["available"],
+            needed=row["needed"],
+        )
+    raise refusal(outcome)  # pragma: no cover - the query answers with the outcomes above
+
+
+def _cashout_or_refusal(row: Any, action: str) -> Cashout:
+    outcome = row["outcome"]
+    if outcome == "ok":
+        return Cashout.from_row(row)
+    if outcome == "not_found":
+        raise refusal(outcome, what="cashout")
+    if outcome == "not_a_party":
+        raise refusal(outcome, subject="cashout")
+    if outcome == "wrong_status":
+        raise refusal(outcome, subject="cashout", status=row["status"], action=action)
+    raise refusal(outcome)  # pragma: no cover - the queries answer with the outcomes above
+
+
+async def approve_cashout(conn, *, cashout_id: int, admin_telegram_id: int) -> Cashout:
+    """An admin approves a pending cashout. NotAParty (not an admin), NotFound, WrongStatus."""
+    row = await queries.wallet_approve_cashout(
+        conn, cashout_id=cashout_id, admin_telegram_id=admin_telegram_id
+    )
+    return _cashout_or_refusal(row, "be approved")
+
+
+async def settle_cashout(
+    conn, *, cashout_id: int, provider: PaymentProvider, provider_reference: str
+) -> Cashout:
+    """The provider paid it out: the hold goes to its clearing account and the fee to the
+    platform. NotFound, WrongStatus (already settled or failed: nothing moves)."""
+    row = await queries.wallet_settle_cashout(
+        conn,
+        cashout_id=cashout_id,
+        provider=PaymentProvider(provider).value,
+        provider_reference=provider_reference,
+    )
+    return _cashout_or_refusal(row, "be paid out")
+
+
+async def fail_cashout(conn, *, cashout_id: int, reason: str) -> Cashout:
+    """The payout cannot be made: the hold goes back to available. NotFound, WrongStatus."""
+    row = await queries.wallet_fail_cashout(conn, cashout_id=cashout_id, reason=reason)
+    return _cashout_or_refusal(row, "fail")

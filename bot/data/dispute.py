@@ -1,0 +1,152 @@
+"""Disputes (`sql/dispute.sql`): opening one, the chat, and the admin's resolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bot.data.enums import DisputeResolution, DisputeStatus, EscrowStatus
+from bot.data.errors import refusal
+from bot.data.escrow import ReferralReward, rewards_from_json
+from bot.db import queries
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    id: int
+    escrow_id: int
+    opened_by_id: int
+    reason: str
+    status: DisputeStatus
+    admin_id: int | None
+    resolution: DisputeResolution | None
+    buyer_share: Decimal | None
+    resolution_note: str | None
+    created_at: datetime
+    last_message_at: datetime | None
+    resolved_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Dispute:
+        return cls(
+            id=row["id"],
+            escrow_id=row["escrow_id"],
+            opened_by_id=row["opened_by_id"],
+            reason=row["reason"],
+            status=DisputeStatus(row["status"]),
+            admin_id=row["admin_id"],
+            resolution=DisputeResolution(row["resolution"]) if row["resolution"] else None,
+            buyer_share=row["buyer_share"],
+            resolution_note=row["resolution_note"],
+            created_at=row["created_at"],
+            last_message_at=row["last_message_at"],
+            resolved_at=row["resolved_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeMessage:
+    id: int
+    dispute_id: int
+    sender_id: int
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    dispute_id: int
+    escrow_id: int
+    currency: str
+    resolution: DisputeResolution
+    buyer_share: Decimal
+    buyer_amount: Decimal  # paid to the buyer's wallet (with the buyer_fee on a refund)
+    seller_amount: Decimal  # paid to the seller's wallet, net of the seller's fee
+    platform_fee: Decimal  # what the platform kept
+    escrow_status: EscrowStatus  # completed or refunded
+    transfer_id: int
+    resolved_at: datetime
+    rewards: tuple[ReferralReward, ...]  # referral rewards the completion paid
+
+
+def _raise_unless_ok(
+    row: Any, *, subject: str, action: str, reason: str, status_of: str | None = None
+) -> None:
+    """Raise the refusal a query answered; `status_of` names what `current_status` is of."""
+    outcome = row["outcome"]
+    if outcome == "ok":
+        return
+    if outcome == "not_found":
+        raise refusal(outcome, what=subject)
+    if outcome == "not_a_party":
+        raise refusal(outcome, subject=subject)
+    if outcome == "wrong_status":
+        raise refusal(
+            outcome, subject=status_of or subject, status=row["current_status"], action=action
+        )
+    raise refusal(outcome, reason=reason)
+
+
+async def open_dispute(conn, *, escrow_id: int, telegram_id: int, reason: str) -> Dispute:
+    """The buyer or the seller disputes an accepted or delivered escrow."""
+    row = await queries.dispute_open(
+        conn, escrow_id=escrow_id, telegram_id=telegram_id, reason=reason.strip()
+    )
+    _raise_unless_ok(
+        row, subject="escrow", action="dispute", reason="A reason takes 1 to 1000 characters."
+    )
+    return Dispute.from_row(row)
+
+
+async def post_dispute_message(
+    conn, *, dispute_id: int, telegram_id: int, body: str
+) -> DisputeMessage:
+    """The buyer, the seller or an admin writes into a live dispute."""
+    row = await queries.dispute_post_message(
+        conn, dispute_id=dispute_id, telegram_id=telegram_id, body=body.strip()
+    )
+    _raise_unless_ok(
+        row, subject="dispute", action="post", reason="A message takes 1 to 4000 characters."
+    )
+    return DisputeMessage(
+        id=row["id"],
+        dispute_id=row["dispute_id"],
+        sender_id=row["sender_id"],
+        body=row["body"],
+        created_at=row["created_at"],
+    )
+
+
+async def resolve_dispute(
+    conn, *, dispute_id: int, admin_telegram_id: int, buyer_share: Decimal
+) -> Resolution:
+    """An admin pays out the held funds: `buyer_share` of the amount to the buyer.
+
+    All of it refunds the escrow, none releases it, anything between splits it.
+    """
+    row = await queries.dispute_resolve(
+        conn, dispute_id=dispute_id, admin_telegram_id=admin_telegram_id, buyer_share=buyer_share
+    )
+    _raise_unless_ok(
+        row,
+        subject="dispute",
+        status_of="escrow",  # the escrow's status says whether it can still be resolved
+        action="resolve",
+        reason="The buyer's share is between 0 and the escrow amount, in the currency's precision.",
+    )
+    return Resolution(
+        dispute_id=row["dispute_id"],
+        escrow_id=row["escrow_id"],
+        currency=row["currency"],
+        resolution=DisputeResolution(row["resolution"]),
+        buyer_share=row["buyer_share"],
+        buyer_amount=row["buyer_amount"],
+        seller_amount=row["seller_amount"],
+        platform_fee=row["platform_fee"],
+        escrow_status=EscrowStatus(row["escrow_status"]),
+        transfer_id=row["transfer_id"],
+        resolved_at=row["resolved_at"],
+        rewards=rewards_from_json(row["rewards"]),
+    )

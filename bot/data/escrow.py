@@ -1,0 +1,329 @@
+"""The escrow lifecycle (`sql/escrow.sql`): creation, payment, the parties' actions, auto-release.
+
+Who may do what in which status is the table `escrow_transitions`; every
+movement asks it under the escrow's row lock. `TRANSITIONS` mirrors it for
+the screens (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bot.data.enums import EscrowStatus, FeeSplit, PaymentMethod
+from bot.data.errors import refusal
+from bot.data.rows import money, request_hash
+from bot.db import queries
+from bot.money import normalize_handle
+
+S = EscrowStatus
+
+# (from_status, action, actor, to_status), as in sql/migrations/0004_movements.sql.
+TRANSITIONS: frozenset[tuple[EscrowStatus, str, str, EscrowStatus]] = frozenset(
+    {
+        (S.AWAITING_PAYMENT, "pay", "buyer", S.FUNDED),
+        (S.AWAITING_PAYMENT, "cancel", "buyer", S.CANCELLED),
+        (S.AWAITING_PAYMENT, "expire", "system", S.EXPIRED),
+        (S.FUNDED, "accept", "seller", S.ACCEPTED),
+        (S.FUNDED, "decline", "seller", S.DECLINED),
+        (S.FUNDED, "refund", "seller", S.REFUNDED),
+        (S.FUNDED, "refund", "admin", S.REFUNDED),
+        (S.FUNDED, "refund", "system", S.REFUNDED),
+        (S.ACCEPTED, "deliver", "seller", S.DELIVERED),
+        (S.ACCEPTED, "release", "buyer", S.COMPLETED),
+        (S.ACCEPTED, "refund", "seller", S.REFUNDED),
+        (S.ACCEPTED, "refund", "admin", S.REFUNDED),
+        (S.ACCEPTED, "dispute", "buyer", S.DISPUTED),
+        (S.ACCEPTED, "dispute", "seller", S.DISPUTED),
+        (S.DELIVERED, "release", "buyer", S.COMPLETED),
+        (S.DELIVERED, "release", "system", S.COMPLETED),
+        (S.DELIVERED, "refund", "seller", S.REFUNDED),
+        (S.DELIVERED, "refund", "admin", S.REFUNDED),
+        (S.DELIVERED, "dispute", "buyer", S.DISPUTED),
+        (S.DELIVERED, "dispute", "seller", S.DISPUTED),
+        (S.DISPUTED, "resolve", "admin", S.COMPLETED),
+        (S.DISPUTED, "resolve", "admin", S.REFUNDED),
+    }
+)
+
+ACTIONS: tuple[str, ...] = (
+    "pay",
+    "cancel",
+    "expire",
+    "accept",
+    "decline",
+    "deliver",
+    "release",
+    "refund",
+    "dispute",
+    "resolve",
+)
+ACTORS: tuple[str, ...] = ("buyer", "seller", "admin", "system")
+
+
+def allowed_actions(status: EscrowStatus | str, actor: str) -> list[str]:
+    """What `actor` may do to an escrow in `status`, in the order of `ACTIONS`."""
+    allowed = {a for (s, a, who, _) in TRANSITIONS if s == status and who == actor}
+    return [a for a in ACTIONS if a in allowed]
+
+
+@dataclass(frozen=True, slots=True)
+class Escrow:
+    id: int
+    ref: str
+    buyer_id: int
+    seller_id: int | None  # None while the seller has not joined
+    seller_handle: str
+    currency: str
+    amount: Decimal
+    fee: Decimal
+    total: Decimal
+    fee_split: FeeSplit
+    buyer_fee: Decimal
+    seller_fee: Decimal
+    description: str
+    status: EscrowStatus
+    payment_method: PaymentMethod | None
+    payment_reference: str | None
+    payment_address: str | None
+    paid_amount: Decimal
+    payment_deadline: datetime
+    accept_deadline: datetime | None
+    delivery_deadline: datetime | None
+    auto_release_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    funded_at: datetime | None
+    accepted_at: datetime | None
+    delivered_at: datetime | None
+    closed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Escrow:
+        return cls(
+            id=row["id"],
+            ref=row["ref"],
+            buyer_id=row["buyer_id"],
+            seller_id=row["seller_id"],
+            seller_handle=row["seller_handle"],
+            currency=row["currency"],
+            amount=row["amount"],
+            fee=row["fee"],
+            total=row["total"],
+            fee_split=FeeSplit(row["fee_split"]),
+            buyer_fee=row["buyer_fee"],
+            seller_fee=row["seller_fee"],
+            description=row["description"],
+            status=EscrowStatus(row["status"]),
+            payment_method=PaymentMethod(row["payment_method"]) if row["payment_method"] else None,
+            payment_reference=row["payment_reference"],
+            payment_address=row["payment_address"],
+            paid_amount=row["paid_amount"],
+            payment_deadline=row["payment_deadline"],
+            accept_deadline=row["accept_deadline"],
+            delivery_deadline=row["delivery_deadline"],
+            auto_release_at=row["auto_release_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            funded_at=row["funded_at"],
+            accepted_at=row["accepted_at"],
+            delivered_at=row["delivered_at"],
+            closed_at=row["closed_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralReward:
+    """A referrer paid for a referred user's first completed escrow."""
+
+    referrer_id: int
+    referred_id: int
+    currency: str
+    amount: Decimal
+    transfer_id: int
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ReferralReward:
+        return cls(
+            referrer_id=d["referrer_id"],
+            referred_id=d["referred_id"],
+            currency=d["currency"],
+            amount=money(d["amount"]),
+            transfer_id=d["transfer_id"],
+        )
+
+
+def rewards_from_json(items: list[dict[str, Any]] | None) -> tuple[ReferralReward, ...]:
+    return tuple(ReferralReward.from_json(r) for r in items or ())
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowResult:
+    escrow: Escrow  # as it stands after the movement
+    transfer_id: int | None  # the ledger transfer that moved its money, None when none moved
+    rewards: tuple[ReferralReward, ...] = ()  # referral rewards the completion paid
+    replayed: bool = False  # a payment's idempotency key answered again; nothing moved
+
+
+def new_ref() -> str:
+    """A human escrow reference: `ESC-` and 8 base32 characters (40 random bits)."""
+    return "ESC-" + base64.b32encode(secrets.token_bytes(5)).decode()
+
+
+# Statuses an escrow can only have if nobody paid it.
+_NEVER_PAID = frozenset({S.AWAITING_PAYMENT, S.CANCELLED, S.EXPIRED})
+
+
+def _raise_unless_ok(row: Any, action: str) -> None:
+    outcome = row["outcome"]
+    if outcome == "ok":
+        return
+    if outcome == "not_found":
+        raise refusal(outcome, what="escrow")
+    if outcome == "not_a_party":
+        raise refusal(outcome, subject="escrow")
+    if outcome == "wrong_status":
+        raise refusal(outcome, subject="escrow", status=row["current_status"], action=action)
+    raise RuntimeError(f"unexpected outcome {outcome!r}")
+
+
+def _result(row: Any, action: str) -> EscrowResult:
+    _raise_unless_ok(row, action)
+    return EscrowResult(
+        escrow=Escrow.from_row(row),
+        transfer_id=row["transfer_id"],
+        rewards=rewards_from_json(row["rewards"]),
+    )
+
+
+async def create_escrow(
+    conn,
+    *,
+    buyer_telegram_id: int,
+    seller_handle: str,
+    currency: str,
+    amount: Decimal,
+    description: str,
+    fee_split: FeeSplit,
+    payment_method: PaymentMethod | None = None,
+) -> Escrow:
+    """A new escrow awaiting the buyer's payment. Raises `HandleError` for a handle
+    that is no username, e-mail or phone; `NotFound`, `BelowMinimum`, `Invalid`."""
+    handle = normalize_handle(seller_handle)
+    row = await queries.escrow_create(
+        conn,
+        buyer_telegram_id=buyer_telegram_id,
+        seller_handle=handle.value,
+        currency=currency,
+        amount=amount,
+        description=description.strip(),
+        fee_split=FeeSplit(fee_split).value,
+        payment_method=PaymentMethod(payment_method).value if payment_method else None,
+        ref=new_ref(),
+    )
+    outcome = row["outcome"]
+    if outcome == "not_found":
+        raise refusal(outcome, what=row["what"])
+    if outcome == "below_minimum":
+        raise refusal(outcome, currency=currency, minimum=row["minimum"])
+    if outcome == "invalid":
+        raise refusal(outcome, reason=row["reason"])
+    return Escrow.from_row(row)
+
+
+async def fund_escrow_from_wallet(
+    conn, *, escrow_id: int, telegram_id: int, idempotency_key: str
+) -> EscrowResult:
+    """The buyer pays amount + buyer_fee from their available balance, once per key.
+
+    One statement, so it runs inside a caller's transaction as well (the payment
+    webhooks credit the buyer, then call this with "deposit:<provider>:<event>").
+    """
+    params = {
+        "escrow_id": escrow_id,
+        "telegram_id": telegram_id,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash(escrow_id=escrow_id),
+    }
+    row = await queries.escrow_fund_from_wallet(conn, **params)
+    # A concurrent request with the same key may have paid while this statement
+    # waited for the escrow (its claim invisible to this statement's snapshot):
+    # once more, and the key answers.
+    if row["outcome"] == "retry" or (
+        row["outcome"] == "wrong_status"
+        and row["actor"] == "buyer"
+        and row["current_status"] not in _NEVER_PAID
+    ):
+        row = await queries.escrow_fund_from_wallet(conn, **params)
+    outcome = row["outcome"]
+    if outcome == "invalid":
+        raise refusal(outcome, reason="An idempotency key takes 1 to 128 characters.")
+    if outcome in ("idempotency_conflict", "retry"):
+        # Still "retry": yet another request is claiming this key right now.
+        raise refusal("idempotency_conflict", key=idempotency_key)
+    if outcome == "insufficient_funds":
+        raise refusal(
+            outcome,
+            currency=row["wallet_currency"],
+            available=row["available"],
+            needed=row["needed"],
+        )
+    _raise_unless_ok(row, "pay")
+    return EscrowResult(
+        escrow=Escrow.from_row(row), transfer_id=row["transfer_id"], replayed=row["replayed"]
+    )
+
+
+async def accept_escrow(conn, *, escrow_id: int, telegram_id: int) -> EscrowResult:
+    """The seller takes a funded escrow; the delivery window starts."""
+    row = await queries.escrow_accept(conn, escrow_id=escrow_id, telegram_id=telegram_id)
+    return _result(row, "accept")
+
+
+async def decline_escrow(conn, *, escrow_id: int, telegram_id: int) -> EscrowResult:
+    """The seller turns a funded escrow down; the buyer gets amount + buyer_fee back."""
+    row = await queries.escrow_decline(conn, escrow_id=escrow_id, telegram_id=telegram_id)
+    return _result(row, "decline")
+
+
+async def mark_delivered(conn, *, escrow_id: int, telegram_id: int) -> EscrowResult:
+    """The seller has delivered; the auto-release clock starts."""
+    row = await queries.escrow_mark_delivered(conn, escrow_id=escrow_id, telegram_id=telegram_id)
+    return _result(row, "deliver")
+
+
+async def release_escrow(conn, *, escrow_id: int, telegram_id: int) -> EscrowResult:
+    """The buyer releases: the seller is paid, the platform takes the fee, referrers earn."""
+    row = await queries.escrow_release(conn, escrow_id=escrow_id, telegram_id=telegram_id)
+    return _result(row, "release")
+
+
+async def refund_escrow(conn, *, escrow_id: int, telegram_id: int) -> EscrowResult:
+    """The seller (or an admin) refunds: the buyer gets amount + buyer_fee back."""
+    row = await queries.escrow_refund(conn, escrow_id=escrow_id, telegram_id=telegram_id)
+    return _result(row, "refund")
+
+
+async def cancel_escrow(conn, *, escrow_id: int, telegram_id: int) -> EscrowResult:
+    """The buyer withdraws an escrow not yet paid; no money moves."""
+    row = await queries.escrow_cancel(conn, escrow_id=escrow_id, telegram_id=telegram_id)
+    return _result(row, "cancel")
+
+
+async def auto_release_due(conn, *, limit: int = 100) -> list[int]:
+    """Release every delivered escrow past its auto-release time, `limit` per statement.
+
+    Each batch commits on its own (unless the caller holds a transaction).
+    Concurrent runs share the work without releasing any escrow twice.
+    Returns the ids released by this run.
+    """
+    released: list[int] = []
+    while True:
+        batch = [r["id"] async for r in queries.escrow_auto_release_batch(conn, batch=limit)]
+        released.extend(batch)
+        if len(batch) < limit:
+            return released

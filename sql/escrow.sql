@@ -1,0 +1,1165 @@
+-- Escrow: the lifecycle of a trade, from creation to completion or refund.
+-- Every movement asks escrow_transitions whether this actor may do this
+-- action in the escrow's current status, under the escrow's row lock.
+
+-- name: escrow_create(buyer_telegram_id, seller_handle, currency, amount, description, fee_split, payment_method, ref)^
+-- Create escrow (the flow's confirm step): the buyer; the seller found by
+-- the normalised handle (a username, an e-mail or an E.164 phone), or none
+-- (an invited seller, linked when they register); the fee at escrow_fee_rate rounded up to the currency's
+-- precision, shared as the fee split says (split: the buyer's half rounded
+-- up); awaiting payment until the payment window closes. Outcome 'ok' or a
+-- refusal (not_found, invalid, below_minimum) with nothing created.
+-- Indexes: users (telegram_id), users_username_lower, users_email_lower,
+-- users_phone, currencies (pk), escrows (ref).
+with
+req as (
+    select
+        :amount::numeric as amount,
+        :description::text as description
+),
+
+buyer as (
+    select id from users
+    where telegram_id = :buyer_telegram_id
+),
+
+-- The three kinds of handle cannot be mistaken for one another: only an
+-- e-mail holds an @, only a phone starts with +, a username holds neither.
+seller as (
+    select u.id from users as u
+    where lower(u.username) = :seller_handle::text
+    union
+    select u.id from users as u
+    where lower(u.email) = :seller_handle::text
+    union
+    select u.id from users as u
+    where u.phone = :seller_handle::text
+),
+
+terms as (
+    select
+        c.code,
+        c.decimals,
+        c.escrow_min_amount,
+        s.payment_window_hours,
+        s.escrow_fee_rate,
+        -- The smallest amount of the currency, for rounding up to it.
+        ('1e-' || c.decimals)::numeric as unit
+    from currencies as c
+    cross join platform_settings as s
+    where c.code = :currency::text
+),
+
+decision as (
+    select
+        req.amount,
+        req.description,
+        buyer.id as buyer_id,
+        seller.id as seller_id,
+        terms.code,
+        terms.escrow_min_amount,
+        terms.payment_window_hours,
+        fee.fee,
+        case :fee_split::text::fee_split
+            when 'buyer' then fee.fee
+            when 'seller' then 0
+            else ceil(fee.fee * 0.5 / terms.unit) * terms.unit
+        end as buyer_fee,
+        case
+            when buyer.id is null then 'not_found'
+            when terms.code is null then 'not_found'
+            when req.amount <= 0 or round(req.amount, terms.decimals) <> req.amount then 'invalid'
+            when req.amount < terms.escrow_min_amount then 'below_minimum'
+            when char_length(req.description) not between 1 and 1000 then 'invalid'
+            when seller.id = buyer.id then 'invalid'
+            else 'ok'
+        end as outcome,
+        case when buyer.id is null then 'user' else 'currency' end as what,
+        case
+            when req.amount <= 0 then 'The amount must be more than zero.'
+            when round(req.amount, terms.decimals) <> req.amount
+                then format('%s takes at most %s decimals.', terms.code, terms.decimals)
+            when char_length(req.description) not between 1 and 1000
+                then 'The description takes 1 to 1000 characters.'
+            else 'You cannot trade with yourself.'
+        end as reason
+    from req
+    left join buyer on true
+    left join terms on true
+    left join seller on true
+    left join lateral (
+        select ceil(req.amount * terms.escrow_fee_rate / terms.unit) * terms.unit as fee
+    ) as fee on true
+),
+
+created as (
+    insert into escrows (
+        ref, buyer_id, seller_id, seller_handle, currency, amount, fee, total, fee_split,
+        buyer_fee, seller_fee, description, payment_method, payment_reference, payment_deadline
+    )
+    select
+        :ref::text as ref,
+        d.buyer_id,
+        d.seller_id,
+        :seller_handle::text as seller_handle,
+        d.code,
+        d.amount,
+        d.fee,
+        d.amount + d.fee as total,
+        :fee_split::text::fee_split as fee_split,
+        d.buyer_fee,
+        d.fee - d.buyer_fee as seller_fee,
+        d.description,
+        :payment_method::text::payment_method as payment_method,
+        :ref::text as payment_reference,
+        now() + make_interval(hours => d.payment_window_hours) as payment_deadline
+    from decision as d
+    where d.outcome = 'ok'
+    returning
+        id,
+        ref,
+        buyer_id,
+        seller_id,
+        seller_handle,
+        currency,
+        amount,
+        fee,
+        total,
+        fee_split::text as fee_split,
+        buyer_fee,
+        seller_fee,
+        description,
+        status::text as status,
+        payment_method::text as payment_method,
+        payment_reference,
+        payment_address,
+        paid_amount,
+        payment_deadline,
+        accept_deadline,
+        delivery_deadline,
+        auto_release_at,
+        created_at,
+        updated_at,
+        funded_at,
+        accepted_at,
+        delivered_at,
+        closed_at
+)
+
+select
+    d.outcome,
+    d.what,
+    d.reason,
+    d.escrow_min_amount as minimum,
+    created.*
+from decision as d
+left join created on true;
+
+-- name: escrow_fund_from_wallet(escrow_id, telegram_id, idempotency_key, request_hash)^
+-- Escrow action "pay" from the wallet (and the payment webhooks, inside their
+-- own transaction, once they have credited the buyer): amount + buyer_fee
+-- from the buyer's available balance into the escrow's holding, exactly once
+-- per (buyer, 'escrow_payment', key). The same key again answers with the
+-- escrow as it stands (replayed) and moves nothing; the same key for another
+-- escrow is an idempotency_conflict. Outcome 'retry' when a concurrent claim
+-- of the key is not yet visible to this statement: nothing changed, run it
+-- again. Locks: the escrow, then the buyer's wallet.
+-- Indexes: escrows (pk), users (telegram_id), idempotency_keys (pk),
+-- wallets_one_per_currency, escrow_transitions (pk).
+with
+escrow as (
+    select e.*
+    from escrows as e
+    where e.id = :escrow_id
+    for update
+),
+
+me as (
+    select
+        id,
+        is_admin
+    from users
+    where telegram_id = :telegram_id
+),
+
+claimed as (
+    select k.request_hash
+    from idempotency_keys as k
+    inner join me on k.user_id = me.id
+    where k.scope = 'escrow_payment' and k.key = :idempotency_key
+),
+
+buyer_wallet as (
+    select
+        w.id,
+        w.available
+    from wallets as w
+    inner join escrow on w.user_id = escrow.buyer_id and w.currency = escrow.currency
+    for update of w
+),
+
+decision as (
+    select
+        escrow.*,
+        who.actor,
+        t.to_status,
+        bw.id as wallet_id,
+        coalesce(bw.available, 0) as available,
+        escrow.amount + escrow.buyer_fee as needed,
+        (claimed.request_hash is not null) as replayed,
+        case
+            when char_length(:idempotency_key::text) not between 1 and 128 then 'invalid'
+            when claimed.request_hash <> :request_hash then 'idempotency_conflict'
+            when claimed.request_hash is not null then 'ok'
+            when escrow.id is null then 'not_found'
+            when who.actor is null then 'not_a_party'
+            when t.to_status is null then 'wrong_status'
+            when coalesce(bw.available, 0) < escrow.amount + escrow.buyer_fee then 'insufficient_funds'
+            else 'ok'
+        end as outcome
+    from (select :escrow_id::bigint as escrow_id) as req
+    left join escrow on req.escrow_id = escrow.id
+    left join claimed on true
+    left join buyer_wallet as bw on true
+    left join lateral (
+        select
+            case
+                when me.id = escrow.buyer_id then 'buyer'
+                when me.id = escrow.seller_id then 'seller'
+                when me.is_admin and exists (
+                        select 1 from escrow_transitions as a
+                        where a.action = 'pay' and a.actor = 'admin'
+                    ) then 'admin'
+            end as actor
+        from me
+    ) as who on true
+    left join escrow_transitions as t
+        on escrow.status = t.from_status and t.action = 'pay' and who.actor = t.actor
+),
+
+claim as (
+    insert into idempotency_keys (user_id, scope, key, request_hash, result)
+    select
+        d.buyer_id,
+        'escrow_payment' as scope,
+        :idempotency_key::text as key,
+        :request_hash::text as request_hash,
+        jsonb_build_object('escrow_id', d.id, 'paid', d.needed) as result
+    from decision as d
+    where d.outcome = 'ok' and not d.replayed
+    on conflict do nothing
+    returning user_id
+),
+
+posted as (
+    select
+        post_transfer(
+            'escrow_fund',
+            jsonb_build_array(
+                jsonb_build_object('kind', 'wallet_available', 'wallet', d.wallet_id, 'amount', -d.needed),
+                jsonb_build_object('kind', 'escrow_holding', 'escrow', d.id, 'amount', d.needed)
+            ),
+            'escrow ' || d.ref || ' funded',
+            p_escrow_id => d.id
+        ) as transfer_id
+    from decision as d
+    inner join claim on d.buyer_id = claim.user_id
+),
+
+funded as (
+    update escrows as e
+    set
+        status = d.to_status,
+        payment_method = coalesce(e.payment_method, 'wallet'),
+        paid_amount = greatest(e.paid_amount, d.needed),
+        funded_at = now(),
+        accept_deadline = now() + make_interval(hours => s.payment_window_hours),
+        updated_at = now()
+    from decision as d
+    inner join posted on true
+    cross join platform_settings as s
+    where e.id = d.id
+    returning
+        e.id,
+        e.ref,
+        e.buyer_id,
+        e.seller_id,
+        e.seller_handle,
+        e.currency,
+        e.amount,
+        e.fee,
+        e.total,
+        e.fee_split::text as fee_split,
+        e.buyer_fee,
+        e.seller_fee,
+        e.description,
+        e.status::text as status,
+        e.payment_method::text as payment_method,
+        e.payment_reference,
+        e.payment_address,
+        e.paid_amount,
+        e.payment_deadline,
+        e.accept_deadline,
+        e.delivery_deadline,
+        e.auto_release_at,
+        e.created_at,
+        e.updated_at,
+        e.funded_at,
+        e.accepted_at,
+        e.delivered_at,
+        e.closed_at
+),
+
+after as (
+    select * from funded
+    union all
+    select
+        escrow.id,
+        escrow.ref,
+        escrow.buyer_id,
+        escrow.seller_id,
+        escrow.seller_handle,
+        escrow.currency,
+        escrow.amount,
+        escrow.fee,
+        escrow.total,
+        escrow.fee_split::text as fee_split,
+        escrow.buyer_fee,
+        escrow.seller_fee,
+        escrow.description,
+        escrow.status::text as status,
+        escrow.payment_method::text as payment_method,
+        escrow.payment_reference,
+        escrow.payment_address,
+        escrow.paid_amount,
+        escrow.payment_deadline,
+        escrow.accept_deadline,
+        escrow.delivery_deadline,
+        escrow.auto_release_at,
+        escrow.created_at,
+        escrow.updated_at,
+        escrow.funded_at,
+        escrow.accepted_at,
+        escrow.delivered_at,
+        escrow.closed_at
+    from escrow
+    inner join decision as d on d.replayed and d.outcome = 'ok'
+)
+
+select
+    case
+        when d.outcome = 'ok' and not d.replayed and p.transfer_id is null then 'retry'
+        else d.outcome
+    end as outcome,
+    d.status::text as current_status,
+    d.actor,
+    d.currency as wallet_currency,
+    d.available,
+    d.needed,
+    d.replayed,
+    p.transfer_id,
+    '[]'::jsonb as rewards,
+    after.*
+from decision as d
+left join posted as p on true
+left join after on true;
+
+-- name: escrow_accept(escrow_id, telegram_id)^
+-- Escrow action "accept" (the seller takes a funded escrow): starts the
+-- delivery window. Outcome 'ok' or not_found / not_a_party / wrong_status
+-- with nothing changed.
+-- Indexes: escrows (pk), users (telegram_id), escrow_transitions (pk).
+with
+escrow as (
+    select e.*
+    from escrows as e
+    where e.id = :escrow_id
+    for update
+),
+
+decision as (
+    select
+        escrow.*,
+        t.to_status,
+        case
+            when escrow.id is null then 'not_found'
+            when who.actor is null then 'not_a_party'
+            when t.to_status is null then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select :escrow_id::bigint as escrow_id) as req
+    left join escrow on req.escrow_id = escrow.id
+    left join lateral (
+        select
+            case
+                when u.id = escrow.buyer_id then 'buyer'
+                when u.id = escrow.seller_id then 'seller'
+                when u.is_admin and exists (
+                        select 1 from escrow_transitions as a
+                        where a.action = 'accept' and a.actor = 'admin'
+                    ) then 'admin'
+            end as actor
+        from users as u
+        where u.telegram_id = :telegram_id
+    ) as who on true
+    left join escrow_transitions as t
+        on escrow.status = t.from_status and t.action = 'accept' and who.actor = t.actor
+),
+
+moved as (
+    update escrows as e
+    set
+        status = d.to_status,
+        accepted_at = now(),
+        delivery_deadline = now() + make_interval(hours => s.delivery_window_hours),
+        updated_at = now()
+    from decision as d
+    cross join platform_settings as s
+    where e.id = d.id and d.outcome = 'ok'
+    returning
+        e.id,
+        e.ref,
+        e.buyer_id,
+        e.seller_id,
+        e.seller_handle,
+        e.currency,
+        e.amount,
+        e.fee,
+        e.total,
+        e.fee_split::text as fee_split,
+        e.buyer_fee,
+        e.seller_fee,
+        e.description,
+        e.status::text as status,
+        e.payment_method::text as payment_method,
+        e.payment_reference,
+        e.payment_address,
+        e.paid_amount,
+        e.payment_deadline,
+        e.accept_deadline,
+        e.delivery_deadline,
+        e.auto_release_at,
+        e.created_at,
+        e.updated_at,
+        e.funded_at,
+        e.accepted_at,
+        e.delivered_at,
+        e.closed_at
+)
+
+select
+    d.outcome,
+    d.status::text as current_status,
+    null::bigint as transfer_id,
+    '[]'::jsonb as rewards,
+    moved.*
+from decision as d
+left join moved on true;
+
+-- name: escrow_decline(escrow_id, telegram_id)^
+-- Escrow action "decline" (the seller turns down a funded escrow): the
+-- holding goes back to the buyer's available balance, amount + buyer_fee;
+-- the platform keeps nothing. Outcome 'ok' or not_found / not_a_party /
+-- wrong_status with nothing changed.
+-- Indexes: escrows (pk), users (telegram_id), escrow_transitions (pk),
+-- wallets_one_per_currency.
+with
+escrow as (
+    select e.*
+    from escrows as e
+    where e.id = :escrow_id
+    for update
+),
+
+decision as (
+    select
+        escrow.*,
+        t.to_status,
+        case
+            when escrow.id is null then 'not_found'
+            when who.actor is null then 'not_a_party'
+            when t.to_status is null then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select :escrow_id::bigint as escrow_id) as req
+    left join escrow on req.escrow_id = escrow.id
+    left join lateral (
+        select
+            case
+                when u.id = escrow.buyer_id then 'buyer'
+                when u.id = escrow.seller_id then 'seller'
+                when u.is_admin and exists (
+                        select 1 from escrow_transitions as a
+                        where a.action = 'decline' and a.actor = 'admin'
+                    ) then 'admin'
+            end as actor
+        from users as u
+        where u.telegram_id = :telegram_id
+    ) as who on true
+    left join escrow_transitions as t
+        on escrow.status = t.from_status and t.action = 'decline' and who.actor = t.actor
+),
+
+posted as (
+    select
+        d.id,
+        post_transfer(
+            'escrow_refund',
+            jsonb_build_array(
+                jsonb_build_object('kind', 'escrow_holding', 'escrow', d.id, 'amount', -(d.amount + d.buyer_fee)),
+                jsonb_build_object('kind', 'wallet_available', 'wallet', bw.id, 'amount', d.amount + d.buyer_fee)
+            ),
+            'escrow ' || d.ref || ' declined',
+            p_escrow_id => d.id
+        ) as transfer_id
+    from decision as d
+    inner join wallets as bw on d.buyer_id = bw.user_id and d.currency = bw.currency
+    where d.outcome = 'ok'
+),
+
+moved as (
+    update escrows as e
+    set
+        status = d.to_status,
+        closed_at = now(),
+        updated_at = now()
+    from decision as d
+    inner join posted as p on d.id = p.id
+    where e.id = d.id
+    returning
+        e.id,
+        e.ref,
+        e.buyer_id,
+        e.seller_id,
+        e.seller_handle,
+        e.currency,
+        e.amount,
+        e.fee,
+        e.total,
+        e.fee_split::text as fee_split,
+        e.buyer_fee,
+        e.seller_fee,
+        e.description,
+        e.status::text as status,
+        e.payment_method::text as payment_method,
+        e.payment_reference,
+        e.payment_address,
+        e.paid_amount,
+        e.payment_deadline,
+        e.accept_deadline,
+        e.delivery_deadline,
+        e.auto_release_at,
+        e.created_at,
+        e.updated_at,
+        e.funded_at,
+        e.accepted_at,
+        e.delivered_at,
+        e.closed_at,
+        p.transfer_id
+)
+
+select
+    d.outcome,
+    d.status::text as current_status,
+    '[]'::jsonb as rewards,
+    moved.*
+from decision as d
+left join moved on true;
+
+-- name: escrow_mark_delivered(escrow_id, telegram_id)^
+-- Escrow action "deliver" (the seller says the goods or service are
+-- delivered): starts the auto-release clock (auto_release_hours). Outcome
+-- 'ok' or not_found / not_a_party / wrong_status with nothing changed.
+-- Indexes: escrows (pk), users (telegram_id), escrow_transitions (pk).
+with
+escrow as (
+    select e.*
+    from escrows as e
+    where e.id = :escrow_id
+    for update
+),
+
+decision as (
+    select
+        escrow.*,
+        t.to_status,
+        case
+            when escrow.id is null then 'not_found'
+            when who.actor is null then 'not_a_party'
+            when t.to_status is null then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select :escrow_id::bigint as escrow_id) as req
+    left join escrow on req.escrow_id = escrow.id
+    left join lateral (
+        select
+            case
+                when u.id = escrow.buyer_id then 'buyer'
+                when u.id = escrow.seller_id then 'seller'
+                when u.is_admin and exists (
+                        select 1 from escrow_transitions as a
+                        where a.action = 'deliver' and a.actor = 'admin'
+                    ) then 'admin'
+            end as actor
+        from users as u
+        where u.telegram_id = :telegram_id
+    ) as who on true
+    left join escrow_transitions as t
+        on escrow.status = t.from_status and t.action = 'deliver' and who.actor = t.actor
+),
+
+moved as (
+    update escrows as e
+    set
+        status = d.to_status,
+        delivered_at = now(),
+        auto_release_at = now() + make_interval(hours => s.auto_release_hours),
+        updated_at = now()
+    from decision as d
+    cross join platform_settings as s
+    where e.id = d.id and d.outcome = 'ok'
+    returning
+        e.id,
+        e.ref,
+        e.buyer_id,
+        e.seller_id,
+        e.seller_handle,
+        e.currency,
+        e.amount,
+        e.fee,
+        e.total,
+        e.fee_split::text as fee_split,
+        e.buyer_fee,
+        e.seller_fee,
+        e.description,
+        e.status::text as status,
+        e.payment_method::text as payment_method,
+        e.payment_reference,
+        e.payment_address,
+        e.paid_amount,
+        e.payment_deadline,
+        e.accept_deadline,
+        e.delivery_deadline,
+        e.auto_release_at,
+        e.created_at,
+        e.updated_at,
+        e.funded_at,
+        e.accepted_at,
+        e.delivered_at,
+        e.closed_at
+)
+
+select
+    d.outcome,
+    d.status::text as current_status,
+    null::bigint as transfer_id,
+    '[]'::jsonb as rewards,
+    moved.*
+from decision as d
+left join moved on true;
+
+-- name: escrow_release(escrow_id, telegram_id)^
+-- Escrow action "release" (the buyer is satisfied): the holding pays the
+-- seller amount - seller_fee and platform_fees the whole fee, then the
+-- referral rewards the completion earns (pay_referral_rewards). Locks: the
+-- escrow, then the seller's and the referrers' wallets in id order. Outcome
+-- 'ok' or not_found / not_a_party / wrong_status with nothing changed.
+-- Indexes: escrows (pk), users (telegram_id, pk), escrow_transitions (pk),
+-- wallets_one_per_currency, referral_rewards (referred_id).
+with
+escrow as (
+    select e.*
+    from escrows as e
+    where e.id = :escrow_id
+    for update
+),
+
+decision as (
+    select
+        escrow.*,
+        t.to_status,
+        case
+            when escrow.id is null then 'not_found'
+            when who.actor is null then 'not_a_party'
+            when t.to_status is null then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select :escrow_id::bigint as escrow_id) as req
+    left join escrow on req.escrow_id = escrow.id
+    left join lateral (
+        select
+            case
+                when u.id = escrow.buyer_id then 'buyer'
+                when u.id = escrow.seller_id then 'seller'
+                when u.is_admin and exists (
+                        select 1 from escrow_transitions as a
+                        where a.action = 'release' and a.actor = 'admin'
+                    ) then 'admin'
+            end as actor
+        from users as u
+        where u.telegram_id = :telegram_id
+    ) as who on true
+    left join escrow_transitions as t
+        on escrow.status = t.from_status and t.action = 'release' and who.actor = t.actor
+),
+
+payees as (
+    select
+        d.seller_id as user_id,
+        d.currency
+    from decision as d
+    where d.outcome = 'ok'
+    union
+    select
+        u.referrer_id,
+        d.currency
+    from decision as d
+    inner join users as u on u.id in (d.buyer_id, d.seller_id)
+    where d.outcome = 'ok' and u.referrer_id is not null
+),
+
+payee_wallets as (
+    select w.id
+    from wallets as w
+    inner join payees as p on w.user_id = p.user_id and w.currency = p.currency
+    order by w.id
+    for update of w
+),
+
+posted as (
+    select
+        d.id,
+        post_transfer(
+            'escrow_release',
+            jsonb_build_array(
+                jsonb_build_object('kind', 'escrow_holding', 'escrow', d.id, 'amount', -(d.amount + d.buyer_fee)),
+                jsonb_build_object('kind', 'wallet_available', 'wallet', sw.id, 'amount', d.amount - d.seller_fee),
+                jsonb_build_object('kind', 'platform_fees', 'currency', d.currency, 'amount', d.fee)
+            ),
+            'escrow ' || d.ref || ' released',
+            p_escrow_id => d.id
+        ) as transfer_id,
+        pay_referral_rewards(d.id, d.fee) as rewards
+    from decision as d
+    -- Every payee wallet is locked, in id order, before money moves.
+    cross join (select count(*) as n from payee_wallets) as wallets_locked
+    inner join wallets as sw on d.seller_id = sw.user_id and d.currency = sw.currency
+    where d.outcome = 'ok'
+),
+
+moved as (
+    update escrows as e
+    set
+        status = d.to_status,
+        closed_at = now(),
+        updated_at = now()
+    from decision as d
+    inner join posted as p on d.id = p.id
+    where e.id = d.id
+    returning
+        e.id,
+        e.ref,
+        e.buyer_id,
+        e.seller_id,
+        e.seller_handle,
+        e.currency,
+        e.amount,
+        e.fee,
+        e.total,
+        e.fee_split::text as fee_split,
+        e.buyer_fee,
+        e.seller_fee,
+        e.description,
+        e.status::text as status,
+        e.payment_method::text as payment_method,
+        e.payment_reference,
+        e.payment_address,
+        e.paid_amount,
+        e.payment_deadline,
+        e.accept_deadline,
+        e.delivery_deadline,
+        e.auto_release_at,
+        e.created_at,
+        e.updated_at,
+        e.funded_at,
+        e.accepted_at,
+        e.delivered_at,
+        e.closed_at,
+        p.transfer_id,
+        p.rewards
+)
+
+select
+    d.outcome,
+    d.status::text as current_status,
+    moved.*
+from decision as d
+left join moved on true;
+
+-- name: escrow_refund(escrow_id, telegram_id)^
+-- Escrow action "refund" (the seller gives up, or an admin steps in): the
+-- holding goes back to the buyer, amount + buyer_fee; the platform keeps
+-- nothing. Outcome 'ok' or not_found / not_a_party / wrong_status with
+-- nothing changed.
+-- Indexes: escrows (pk), users (telegram_id), escrow_transitions (pk),
+-- wallets_one_per_currency.
+with
+escrow as (
+    select e.*
+    from escrows as e
+    where e.id = :escrow_id
+    for update
+),
+
+decision as (
+    select
+        escrow.*,
+        t.to_status,
+        case
+            when escrow.id is null then 'not_found'
+            when who.actor is null then 'not_a_party'
+            when t.to_status is null then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select :escrow_id::bigint as escrow_id) as req
+    left join escrow on req.escrow_id = escrow.id
+    left join lateral (
+        select
+            case
+                when u.id = escrow.buyer_id then 'buyer'
+                when u.id = escrow.seller_id then 'seller'
+                when u.is_admin and exists (
+                        select 1 from escrow_transitions as a
+                        where a.action = 'refund' and a.actor = 'admin'
+                    ) then 'admin'
+            end as actor
+        from users as u
+        where u.telegram_id = :telegram_id
+    ) as who on true
+    left join escrow_transitions as t
+        on escrow.status = t.from_status and t.action = 'refund' and who.actor = t.actor
+),
+
+posted as (
+    select
+        d.id,
+        post_transfer(
+            'escrow_refund',
+            jsonb_build_array(
+                jsonb_build_object('kind', 'escrow_holding', 'escrow', d.id, 'amount', -(d.amount + d.buyer_fee)),
+                jsonb_build_object('kind', 'wallet_available', 'wallet', bw.id, 'amount', d.amount + d.buyer_fee)
+            ),
+            'escrow ' || d.ref || ' refunded',
+            p_escrow_id => d.id
+        ) as transfer_id
+    from decision as d
+    inner join wallets as bw on d.buyer_id = bw.user_id and d.currency = bw.currency
+    where d.outcome = 'ok'
+),
+
+moved as (
+    update escrows as e
+    set
+        status = d.to_status,
+        closed_at = now(),
+        updated_at = now()
+    from decision as d
+    inner join posted as p on d.id = p.id
+    where e.id = d.id
+    returning
+        e.id,
+        e.ref,
+        e.buyer_id,
+        e.seller_id,
+        e.seller_handle,
+        e.currency,
+        e.amount,
+        e.fee,
+        e.total,
+        e.fee_split::text as fee_split,
+        e.buyer_fee,
+        e.seller_fee,
+        e.description,
+        e.status::text as status,
+        e.payment_method::text as payment_method,
+        e.payment_reference,
+        e.payment_address,
+        e.paid_amount,
+        e.payment_deadline,
+        e.accept_deadline,
+        e.delivery_deadline,
+        e.auto_release_at,
+        e.created_at,
+        e.updated_at,
+        e.funded_at,
+        e.accepted_at,
+        e.delivered_at,
+        e.closed_at,
+        p.transfer_id
+)
+
+select
+    d.outcome,
+    d.status::text as current_status,
+    '[]'::jsonb as rewards,
+    moved.*
+from decision as d
+left join moved on true;
+
+-- name: escrow_cancel(escrow_id, telegram_id)^
+-- Escrow action "cancel" (the buyer withdraws before paying): no money has
+-- moved, none moves. Outcome 'ok' or not_found / not_a_party / wrong_status
+-- with nothing changed.
+-- Indexes: escrows (pk), users (telegram_id), escrow_transitions (pk).
+with
+escrow as (
+    select e.*
+    from escrows as e
+    where e.id = :escrow_id
+    for update
+),
+
+decision as (
+    select
+        escrow.*,
+        t.to_status,
+        case
+            when escrow.id is null then 'not_found'
+            when who.actor is null then 'not_a_party'
+            when t.to_status is null then 'wrong_status'
+            else 'ok'
+        end as outcome
+    from (select :escrow_id::bigint as escrow_id) as req
+    left join escrow on req.escrow_id = escrow.id
+    left join lateral (
+        select
+            case
+                when u.id = escrow.buyer_id then 'buyer'
+                when u.id = escrow.seller_id then 'seller'
+                when u.is_admin and exists (
+                        select 1 from escrow_transitions as a
+                        where a.action = 'cancel' and a.actor = 'admin'
+                    ) then 'admin'
+            end as actor
+        from users as u
+        where u.telegram_id = :telegram_id
+    ) as who on true
+    left join escrow_transitions as t
+        on escrow.status = t.from_status and t.action = 'cancel' and who.actor = t.actor
+),
+
+moved as (
+    update escrows as e
+    set
+        status = d.to_status,
+        closed_at = now(),
+        updated_at = now()
+    from decision as d
+    where e.id = d.id and d.outcome = 'ok'
+    returning
+        e.id,
+        e.ref,
+        e.buyer_id,
+        e.seller_id,
+        e.seller_handle,
+        e.currency,
+        e.amount,
+        e.fee,
+        e.total,
+        e.fee_split::text as fee_split,
+        e.buyer_fee,
+        e.seller_fee,
+        e.description,
+        e.status::text as status,
+        e.payment_method::text as payment_method,
+        e.payment_reference,
+        e.payment_address,
+        e.paid_amount,
+        e.payment_deadline,
+        e.accept_deadline,
+        e.delivery_deadline,
+        e.auto_release_at,
+        e.created_at,
+        e.updated_at,
+        e.funded_at,
+        e.accepted_at,
+        e.delivered_at,
+        e.closed_at
+)
+
+select
+    d.outcome,
+    d.status::text as current_status,
+    null::bigint as transfer_id,
+    '[]'::jsonb as rewards,
+    moved.*
+from decision as d
+left join moved on true;
+
+-- name: escrow_auto_release_batch(batch)
+-- Auto-release job: up to `batch` delivered escrows past auto_release_at,
+-- released as the 'system' actor exactly like a buyer's release (seller paid,
+-- fee to the platform, referral rewards). SKIP LOCKED: concurrent runs take
+-- disjoint escrows, and one being acted on by a party is left for the next
+-- run. Returns the released escrows' ids.
+-- Indexes: escrows_auto_release, escrow_transitions (pk), users (pk),
+-- wallets_one_per_currency, referral_rewards (referred_id).
+with
+due as (
+    select
+        e.*,
+        t.to_status
+    from escrows as e
+    inner join escrow_transitions as t
+        on e.status = t.from_status and t.action = 'release' and t.actor = 'system'
+    -- The status test is what the partial index escrows_auto_release covers.
+    where e.status = 'delivered' and e.auto_release_at <= now()
+    order by e.auto_release_at, e.id
+    limit :batch
+    for update of e skip locked
+),
+
+payees as (
+    select
+        due.seller_id as user_id,
+        due.currency
+    from due
+    union
+    select
+        u.referrer_id,
+        due.currency
+    from due
+    inner join users as u on u.id in (due.buyer_id, due.seller_id)
+    where u.referrer_id is not null
+),
+
+payee_wallets as (
+    select w.id
+    from wallets as w
+    inner join payees as p on w.user_id = p.user_id and w.currency = p.currency
+    order by w.id
+    for update of w
+),
+
+posted as (
+    select
+        due.id,
+        post_transfer(
+            'escrow_release',
+            jsonb_build_array(
+                jsonb_build_object('kind', 'escrow_holding', 'escrow', due.id, 'amount', -(due.amount + due.buyer_fee)),
+                jsonb_build_object('kind', 'wallet_available', 'wallet', sw.id, 'amount', due.amount - due.seller_fee),
+                jsonb_build_object('kind', 'platform_fees', 'currency', due.currency, 'amount', due.fee)
+            ),
+            'escrow ' || due.ref || ' released automatically',
+            p_escrow_id => due.id
+        ) as transfer_id,
+        pay_referral_rewards(due.id, due.fee) as rewards
+    from due
+    -- Every payee wallet is locked, in id order, before money moves.
+    cross join (select count(*) as n from payee_wallets) as wallets_locked
+    inner join wallets as sw on due.seller_id = sw.user_id and due.currency = sw.currency
+),
+
+moved as (
+    update escrows as e
+    set
+        status = due.to_status,
+        closed_at = now(),
+        updated_at = now()
+    from due
+    inner join posted as p on due.id = p.id
+    where e.id = due.id
+    returning e.id
+)
+
+select id from moved
+order by id;
+
+-- name: escrow_test_transitions()
+-- tests: the state machine as stored, to compare with its Python mirror.
+select
+    from_status,
+    action,
+    actor,
+    to_status
+from escrow_transitions;
+
+-- name: escrow_test_make_due(escrow_id)!
+-- tests: moves an escrow's auto-release time into the past.
+update escrows
+set auto_release_at = now() - interval '1 minute'
+where id = :escrow_id;
+
+-- name: escrow_test_expire(escrow_id)!
+-- tests: an unpaid escrow whose payment window closed (no job here expires).
+update escrows
+set status = 'expired', closed_at = now()
+where id = :escrow_id;
+
+-- name: escrow_test_make_admin(telegram_id)!
+-- tests: gives a user admin rights.
+update users
+set is_admin = true
+where telegram_id = :telegram_id;
+
+-- name: escrow_test_set_referrer(telegram_id, referrer_telegram_id)!
+-- tests: records who brought a user in.
+update users
+set
+    referrer_id = (
+        select r.id from users as r
+        where r.telegram_id = :referrer_telegram_id
+    )
+where telegram_id = :telegram_id;
+
+-- name: escrow_test_available(telegram_id, currency)$
+-- tests: a user's available balance in one currency.
+select w.available
+from wallets as w
+inner join users as u on w.user_id = u.id
+where u.telegram_id = :telegram_id and w.currency = :currency;
+
+-- name: escrow_test_platform_fees(currency)$
+-- tests: what the platform's fee account holds in one currency.
+select coalesce(sum(e.amount), 0) as total
+from ledger_entries as e
+inner join ledger_accounts as a on e.account_id = a.id
+where a.kind = 'platform_fees' and a.currency = :currency;
+
+-- name: escrow_test_holding(escrow_id)$
+-- tests: what an escrow's holding account holds.
+select coalesce(sum(e.amount), 0) as total
+from ledger_entries as e
+inner join ledger_accounts as a on e.account_id = a.id
+where a.kind = 'escrow_holding' and a.escrow_id = :escrow_id;
+
+-- name: escrow_test_state(escrow_id)^
+-- tests: everything a refused movement must leave as it was.
+select
+    to_jsonb(e) as escrow,
+    (select count(*) from ledger_transfers) as transfers,
+    (select coalesce(jsonb_agg(w order by w.id), '[]') from wallets as w) as wallets,
+    (select count(*) from idempotency_keys) as idempotency_keys,
+    (select coalesce(jsonb_agg(d order by d.id), '[]') from disputes as d) as disputes,
+    (select count(*) from dispute_messages) as dispute_messages,
+    (select count(*) from ratings) as ratings,
+    (select count(*) from referral_rewards) as referral_rewards
+from escrows as e
+where e.id = :escrow_id;
+
+-- name: escrow_test_referral_rewards()
+-- tests: every referral reward with the users' telegram ids.
+select
+    referrer.telegram_id as referrer_telegram_id,
+    referred.telegram_id as referred_telegram_id,
+    r.escrow_id,
+    r.currency,
+    r.amount,
+    r.transfer_id,
+    t.kind as transfer_kind
+from referral_rewards as r
+inner join users as referrer on r.referrer_id = referrer.id
+inner join users as referred on r.referred_id = referred.id
+left join ledger_transfers as t on r.transfer_id = t.id
+order by r.id;

@@ -1,0 +1,338 @@
+-- Exchange: crypto <-> naira at a locked rate, against the platform's treasury.
+
+-- name: exchange_lock_rate(telegram_id, from_currency, to_currency, amount, lock_seconds, payment_reference)^
+-- Exchange quote step: prices the amount at the newest rates (crypto -> USD
+-- and USD -> NGN) less the pair's markup and records a quoted order whose
+-- rate holds until rate_locked_until (now + lock_seconds, or the platform's
+-- rate_lock_seconds). Refusals change nothing: not_found (user), invalid
+-- (pair not offered, amount precision, a quote worth nothing), below_minimum,
+-- above_limit, stale_rate (a leg missing or older than rate_max_age_seconds).
+-- Indexes: users (telegram_id), exchange_pairs pkey, currencies pkey,
+-- exchange_rates_latest.
+with
+settings as (
+    select
+        rate_lock_seconds,
+        rate_max_age_seconds
+    from platform_settings
+),
+
+me as (
+    select id from users
+    where telegram_id = :telegram_id
+),
+
+pair as (
+    select
+        p.from_currency,
+        p.to_currency,
+        p.markup_rate,
+        p.min_amount,
+        p.max_amount,
+        fc.decimals as from_decimals,
+        tc.decimals as to_decimals,
+        -- Every pair has naira on one side; the other side is priced in USD.
+        case when p.to_currency = 'NGN' then p.from_currency else p.to_currency end as crypto
+    from exchange_pairs as p
+    inner join currencies as fc on p.from_currency = fc.code
+    inner join currencies as tc on p.to_currency = tc.code
+    where
+        p.from_currency = :from_currency
+        and p.to_currency = :to_currency
+        and p.enabled
+        and 'NGN' in (p.from_currency, p.to_currency)
+),
+
+crypto_usd as (
+    select
+        r.rate,
+        r.fetched_at
+    from exchange_rates as r
+    inner join pair on r.base = pair.crypto
+    where r.quote = 'USD'
+    order by r.fetched_at desc
+    limit 1
+),
+
+usd_ngn as (
+    select
+        r.rate,
+        r.fetched_at
+    from exchange_rates as r
+    where r.base = 'USD' and r.quote = 'NGN'
+    order by r.fetched_at desc
+    limit 1
+),
+
+priced as (
+    select
+        pair.*,
+        crypto_usd.rate * usd_ngn.rate as ngn_per_unit,
+        case
+            when crypto_usd.fetched_at is not null and usd_ngn.fetched_at is not null
+                then least(crypto_usd.fetched_at, usd_ngn.fetched_at)
+        end as fetched_at
+    from pair
+    left join crypto_usd on true
+    left join usd_ngn on true
+),
+
+quote as (
+    select
+        priced.*,
+        -- Naira per unit, or units per naira: the division at 40 decimals, so
+        -- the truncations below decide every digit that is kept.
+        case
+            when priced.to_currency = 'NGN' then priced.ngn_per_unit
+            else round(1::numeric, 40) / priced.ngn_per_unit
+        end as market,
+        -- amount x market x (1 - markup), rounded down to the to-currency's
+        -- precision: rounding is toward the platform, by less than one
+        -- smallest unit. Multiplying before dividing keeps it exact.
+        trunc(
+            case
+                when priced.to_currency = 'NGN'
+                    then :amount::numeric * priced.ngn_per_unit * (1 - priced.markup_rate)
+                else round(:amount::numeric * (1 - priced.markup_rate), 40) / priced.ngn_per_unit
+            end,
+            priced.to_decimals
+        ) as to_amount
+    from priced
+    where priced.ngn_per_unit > 0
+),
+
+verdict as (
+    select
+        pair.min_amount,
+        pair.max_amount,
+        priced.fetched_at,
+        case
+            when me.id is null then 'not_found'
+            when pair.from_currency is null then 'invalid'
+            when
+                :amount::numeric <= 0
+                or round(:amount::numeric, pair.from_decimals) <> :amount::numeric
+                then 'invalid'
+            when :amount::numeric < pair.min_amount then 'below_minimum'
+            when :amount::numeric > pair.max_amount then 'above_limit'
+            when
+                priced.fetched_at is null
+                or priced.fetched_at < now() - settings.rate_max_age_seconds * interval '1 second'
+                then 'stale_rate'
+            when quote.to_amount <= 0 then 'invalid'
+            else 'ok'
+        end as outcome
+    from settings
+    left join me on true
+    left join pair on true
+    left join priced on true
+    left join quote on true
+),
+
+created as (
+    insert into exchange_orders (
+        user_id, from_currency, to_currency, from_amount, to_amount, market_rate, markup_rate,
+        rate, rate_locked_until, payment_reference
+    )
+    select
+        me.id as user_id,
+        quote.from_currency,
+        quote.to_currency,
+        :amount::numeric as from_amount,
+        quote.to_amount,
+        -- Kept for the screens at the column's 18 decimals; the amounts above are what binds.
+        trunc(quote.market, 18) as market_rate,
+        quote.markup_rate,
+        trunc(quote.market * (1 - quote.markup_rate), 18) as rate,
+        now()
+        + coalesce(:lock_seconds::integer, settings.rate_lock_seconds) * interval '1 second'
+            as rate_locked_until,
+        :payment_reference::text as payment_reference
+    from verdict
+    cross join me
+    cross join quote
+    cross join settings
+    where verdict.outcome = 'ok'
+    returning *
+)
+
+select
+    verdict.outcome,
+    verdict.min_amount,
+    verdict.max_amount,
+    verdict.fetched_at,
+    created.id,
+    created.from_currency,
+    created.to_currency,
+    created.from_amount,
+    created.to_amount,
+    created.market_rate,
+    created.markup_rate,
+    created.rate,
+    created.status::text as status,
+    created.rate_locked_until,
+    created.payment_reference,
+    created.created_at
+from verdict
+left join created on true;
+
+-- name: exchange_execute(telegram_id, order_id)^
+-- Exchange confirm step, and the exchange order's payment webhook: at the
+-- locked amounts, debits the from-wallet and credits the to-wallet against
+-- the platform's treasury, and completes the order. A lock that ran out
+-- marks the order expired (the only change) with outcome quote_expired.
+-- Other refusals change nothing: not_found (not the user's order),
+-- wrong_status, insufficient_funds. Lock order: the order, then the user's
+-- two wallets in id order.
+-- Indexes: users (telegram_id), exchange_orders pkey, wallets (user_id, currency).
+with
+me as (
+    select id from users
+    where telegram_id = :telegram_id
+),
+
+locked as (
+    select o.*
+    from exchange_orders as o
+    inner join me on o.user_id = me.id
+    where o.id = :order_id
+    for update of o
+),
+
+user_wallets as (
+    select
+        w.id,
+        w.currency,
+        w.available
+    from wallets as w
+    inner join locked on w.user_id = locked.user_id
+    where w.currency in (locked.from_currency, locked.to_currency)
+    order by w.id
+    for update of w
+),
+
+verdict as (
+    select
+        locked.id,
+        locked.status,
+        locked.rate_locked_until,
+        locked.from_currency,
+        locked.from_amount,
+        locked.to_amount,
+        fw.id as from_wallet,
+        fw.available as from_available,
+        tw.id as to_wallet,
+        tw.available as to_available,
+        case
+            when locked.id is null then 'not_found'
+            when locked.status not in ('quoted', 'awaiting_payment', 'paid') then 'wrong_status'
+            when now() > locked.rate_locked_until then 'quote_expired'
+            when fw.id is null or tw.id is null then 'not_found'
+            when fw.available < locked.from_amount then 'insufficient_funds'
+            else 'ok'
+        end as outcome
+    from (select 1 as one) as base  -- noqa: ST11
+    left join locked on true
+    left join user_wallets as fw on locked.from_currency = fw.currency
+    left join user_wallets as tw on locked.to_currency = tw.currency
+),
+
+expired as (
+    update exchange_orders as o
+    set
+        status = 'expired',
+        updated_at = now()
+    from verdict
+    where o.id = verdict.id and verdict.outcome = 'quote_expired'
+    returning o.id
+),
+
+posted as (
+    select
+        post_transfer(
+            'exchange',
+            jsonb_build_array(
+                jsonb_build_object(
+                    'kind', 'wallet_available', 'wallet', verdict.from_wallet, 'amount', -locked.from_amount
+                ),
+                jsonb_build_object(
+                    'kind', 'platform_treasury', 'currency', locked.from_currency, 'amount', locked.from_amount
+                ),
+                jsonb_build_object(
+                    'kind', 'platform_treasury', 'currency', locked.to_currency, 'amount', -locked.to_amount
+                ),
+                jsonb_build_object(
+                    'kind', 'wallet_available', 'wallet', verdict.to_wallet, 'amount', locked.to_amount
+                )
+            ),
+            'exchange ' || locked.id,
+            p_exchange_order_id => locked.id
+        ) as transfer_id
+    from verdict
+    inner join locked on verdict.id = locked.id
+    where verdict.outcome = 'ok'
+),
+
+completed as (
+    update exchange_orders as o
+    set
+        status = 'completed',
+        completed_at = now(),
+        updated_at = now()
+    from posted
+    where o.id = :order_id
+    returning o.*
+)
+
+select
+    verdict.outcome,
+    verdict.status::text as status,
+    verdict.rate_locked_until,
+    verdict.from_currency as currency,
+    verdict.from_available as available,
+    verdict.from_amount as needed,
+    completed.id,
+    completed.from_currency,
+    completed.to_currency,
+    completed.from_amount,
+    completed.to_amount,
+    completed.rate,
+    completed.status::text as new_status,
+    completed.completed_at,
+    posted.transfer_id,
+    -- post_transfer's update is invisible to this statement's snapshot: add it up.
+    verdict.from_available - verdict.from_amount as from_balance,
+    verdict.to_available + verdict.to_amount as to_balance
+from verdict
+left join posted on true
+left join completed on true;
+
+-- name: exchange_test_rate(base, quote, rate, age_seconds)!
+-- tests: a rate fetched age_seconds ago.
+insert into exchange_rates (base, quote, rate, source, fetched_at)
+values (:base, :quote, :rate, 'test', now() - :age_seconds::integer * interval '1 second');
+
+-- name: exchange_test_order(order_id)^
+-- tests: an exchange order as it stands.
+-- Index: exchange_orders pkey.
+select
+    status,
+    received_amount,
+    completed_at
+from exchange_orders
+where id = :order_id;
+
+-- name: exchange_test_disable_pair(from_currency, to_currency)!
+-- tests: takes a pair off the menu.
+-- Index: exchange_pairs pkey.
+update exchange_pairs
+set enabled = false
+where from_currency = :from_currency and to_currency = :to_currency;
+
+-- name: exchange_test_user_orders(telegram_id)$
+-- tests: how many exchange orders a user has, whatever their status.
+-- Indexes: users (telegram_id), exchange_orders_user.
+select count(*) as orders
+from exchange_orders as o
+inner join users as u on o.user_id = u.id
+where u.telegram_id = :telegram_id;
