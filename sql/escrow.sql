@@ -1097,22 +1097,6 @@ update escrows
 set status = 'expired', closed_at = now()
 where id = :escrow_id;
 
--- name: escrow_test_make_admin(telegram_id)!
--- tests: gives a user admin rights.
-update users
-set is_admin = true
-where telegram_id = :telegram_id;
-
--- name: escrow_test_set_referrer(telegram_id, referrer_telegram_id)!
--- tests: records who brought a user in.
-update users
-set
-    referrer_id = (
-        select r.id from users as r
-        where r.telegram_id = :referrer_telegram_id
-    )
-where telegram_id = :telegram_id;
-
 -- name: escrow_test_available(telegram_id, currency)$
 -- tests: a user's available balance in one currency.
 select w.available

@@ -149,8 +149,9 @@ for update of w;
 -- tests: kill a backend in the middle of its work.
 select pg_terminate_backend(:pid::integer) as was_terminated;
 
--- name: ledger_test_waiting_on_lock()$
--- tests: how many backends of this database wait on a row lock right now.
+-- name: ledger_test_lock_waiters()$
+-- tests: how many sessions of this database wait on a lock right now. Ask
+-- outside a transaction: within one, pg_stat_activity keeps its first answer.
 select count(*) as waiting
 from pg_stat_activity
 where datname = current_database() and wait_event_type = 'Lock';

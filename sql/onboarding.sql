@@ -363,8 +363,3 @@ where
     v.user_id = u.id
     and u.telegram_id = :telegram_id
     and v.verified_at is null;
-
--- name: onboarding_test_lock_waiters()$
--- tests: how many sessions of this database wait for a lock.
-select count(*) from pg_stat_activity
-where datname = current_database() and wait_event_type = 'Lock';

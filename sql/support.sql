@@ -249,12 +249,6 @@ select
 from checked
 left join closed on true;
 
--- name: support_test_make_admin(telegram_id)!
--- tests: the user becomes an admin.
-update users
-set is_admin = true
-where telegram_id = :telegram_id;
-
 -- name: support_test_ticket(ticket_id)^
 -- tests: a ticket as stored, with its message counts.
 select

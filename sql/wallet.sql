@@ -985,21 +985,6 @@ select
         where t.kind = 'deposit' and t.memo = 'deposit ' || :order_ref and e.user_id is not null
     ) as wallet_entries;
 
--- name: wallet_test_lock_waiters()$
--- tests: how many sessions of this database wait for a lock, to know a
--- concurrent statement is blocked before letting the blocker commit. Run it
--- outside a transaction: within one, pg_stat_activity keeps its first answer.
-select count(*) as waiting
-from pg_stat_activity
-where datname = current_database() and wait_event_type = 'Lock';
-
--- name: wallet_test_make_admin(telegram_id)!
--- tests: makes a user an admin.
--- Index: users (telegram_id).
-update users
-set is_admin = true
-where telegram_id = :telegram_id;
-
 -- name: wallet_test_deposit_order(ref)^
 -- tests: a top-up order as it stands.
 -- Index: deposit_orders (ref) unique.

@@ -63,6 +63,18 @@ async def rate(conn, base: str, quote: str, value: str) -> None:
     await queries.seed_rate(conn, base=base, quote=quote, rate=Decimal(value))
 
 
+async def until_blocked(conn, *, tries: int = 10_000) -> None:
+    """Return once a session of this database waits on a lock.
+
+    Each check is a round trip to the server, so this waits on the database, not
+    on a clock. Pass a connection outside a transaction.
+    """
+    for _ in range(tries):
+        if await queries.ledger_test_lock_waiters(conn):
+            return
+    raise AssertionError("no session ever blocked on a lock")
+
+
 async def make_admin(conn, telegram_id: int) -> None:
     await queries.seed_make_admin(conn, telegram_id=telegram_id)
 

@@ -28,7 +28,7 @@ D = Decimal
 
 async def people(conn) -> dict[int, int]:
     ids = {t: await seeding.user(conn, t) for t in (BUYER, SELLER, STRANGER, ADMIN, REFERRER)}
-    await queries.escrow_test_make_admin(conn, telegram_id=ADMIN)
+    await seeding.make_admin(conn, ADMIN)
     await seeding.credit(conn, BUYER, "USDT", "1000")
     return ids
 
@@ -209,7 +209,7 @@ async def test_a_split_charges_the_seller_fee_only_as_far_as_the_sellers_part_go
 
 async def test_a_release_by_resolution_earns_the_referral_reward(conn):
     await people(conn)
-    await queries.escrow_test_set_referrer(conn, telegram_id=SELLER, referrer_telegram_id=REFERRER)
+    await seeding.set_referrer(conn, SELLER, REFERRER)
     e = await accepted(conn)
     d = await open_dispute(conn, escrow_id=e.id, telegram_id=BUYER, reason="Late")
     r = await resolve_dispute(conn, dispute_id=d.id, admin_telegram_id=ADMIN, buyer_share=D(0))
@@ -220,7 +220,7 @@ async def test_a_release_by_resolution_earns_the_referral_reward(conn):
 
 async def test_a_reward_that_rounds_to_nothing_is_not_paid_and_waits_for_a_later_trade(conn):
     await people(conn)
-    await queries.escrow_test_set_referrer(conn, telegram_id=BUYER, referrer_telegram_id=REFERRER)
+    await seeding.set_referrer(conn, BUYER, REFERRER)
     e = await accepted(conn, fee_split=FeeSplit.SELLER)
     d = await open_dispute(conn, escrow_id=e.id, telegram_id=BUYER, reason="Mostly broken")
     # The platform keeps 0.000001; a tenth of it is below USDT's precision.
@@ -265,7 +265,7 @@ async def test_resolution_is_refused_to_non_admins_bad_shares_and_twice(conn):
 async def test_two_admins_resolving_at_once_pay_out_once(pool, conn):
     await people(conn)
     await seeding.user(conn, ADMIN + 10)
-    await queries.escrow_test_make_admin(conn, telegram_id=ADMIN + 10)
+    await seeding.make_admin(conn, ADMIN + 10)
     e = await accepted(conn)
     d = await open_dispute(conn, escrow_id=e.id, telegram_id=BUYER, reason="Scratched")
     results = await asyncio.gather(

@@ -56,7 +56,7 @@ async def people(conn) -> dict[int, int]:
         ids[telegram_id] = await seeding.user(
             conn, telegram_id, email=f"u{telegram_id}@example.com", phone=f"+23480{telegram_id}0000"
         )
-    await queries.escrow_test_make_admin(conn, telegram_id=ADMIN)
+    await seeding.make_admin(conn, ADMIN)
     return ids
 
 
@@ -574,7 +574,7 @@ async def test_two_auto_release_runs_at_once_release_each_escrow_once(pool, conn
 
 async def test_referral_reward_is_paid_once_per_referred_user(conn):
     await people(conn)
-    await queries.escrow_test_set_referrer(conn, telegram_id=BUYER, referrer_telegram_id=REFERRER)
+    await seeding.set_referrer(conn, BUYER, REFERRER)
     await seeding.credit(conn, BUYER, "USDT", "500")
 
     e = await delivered(conn)
@@ -608,8 +608,8 @@ async def test_referral_reward_is_paid_once_per_referred_user(conn):
 async def test_both_parties_earn_their_referrers_a_reward_rounded_down(conn):
     await people(conn)
     # The seller brought the buyer in; REFERRER brought the seller in.
-    await queries.escrow_test_set_referrer(conn, telegram_id=BUYER, referrer_telegram_id=SELLER)
-    await queries.escrow_test_set_referrer(conn, telegram_id=SELLER, referrer_telegram_id=REFERRER)
+    await seeding.set_referrer(conn, BUYER, SELLER)
+    await seeding.set_referrer(conn, SELLER, REFERRER)
     await seeding.credit(conn, BUYER, "BTC", "1")
     # Fee: 5% of 0.00012345 is 0.0000061725, up to 0.00000618; a reward 10% of it, down.
     e = await delivered(conn, amount="0.00012345", currency="BTC")
@@ -622,7 +622,7 @@ async def test_both_parties_earn_their_referrers_a_reward_rounded_down(conn):
 
 async def test_two_first_escrows_completing_at_once_pay_one_reward(pool, conn):
     await people(conn)
-    await queries.escrow_test_set_referrer(conn, telegram_id=BUYER, referrer_telegram_id=REFERRER)
+    await seeding.set_referrer(conn, BUYER, REFERRER)
     await seeding.credit(conn, BUYER, "USDT", "500")
     a, b = await delivered(conn), await delivered(conn)
     results = await asyncio.gather(

@@ -60,15 +60,6 @@ async def test_reconcile_reports_a_balance_changed_behind_the_ledgers_back(conn)
     assert await reconcile(conn) == []
 
 
-async def _until_someone_waits_on_a_lock(conn) -> None:
-    # Polls the server until the movement sits blocked on the row lock.
-    for _ in range(2000):
-        if await db.queries.ledger_test_waiting_on_lock(conn):
-            return
-        await asyncio.sleep(0.005)
-    pytest.fail("the movement never blocked on the lock")
-
-
 async def _blocked_cashout(pool, run):
     """Start a cashout while another connection holds the wallet's lock; `run` interrupts it."""
     await seeding.user(pool, ALICE)
@@ -87,7 +78,7 @@ async def _blocked_cashout(pool, run):
                     idempotency_key="crash-1",
                 )
             )
-            await _until_someone_waits_on_a_lock(holder)
+            await seeding.until_blocked(pool)
             await run(task, mover, holder)
     assert await db.queries.ledger_test_row_counts(pool) == before
     assert await reconcile(pool) == []
@@ -138,7 +129,7 @@ async def test_a_deposit_killed_midway_is_credited_once_on_redelivery(pool):
         await db.queries.ledger_test_lock_wallet(holder, telegram_id=ALICE, currency="USDT")
         async with pool.acquire() as mover:
             task = asyncio.create_task(credit_deposit(mover, **deliver))
-            await _until_someone_waits_on_a_lock(holder)
+            await seeding.until_blocked(pool)
             assert await db.queries.ledger_test_terminate(holder, pid=mover.get_server_pid())
             with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
                 await task

@@ -84,7 +84,7 @@ async def test_a_registration_racing_an_uncommitted_one_returns_the_winner(pool)
         )
         # The second insert waits on the first one's unique key: no sleeping, just look.
         for _ in range(10_000):
-            if await queries.onboarding_test_lock_waiters(watcher) or loser.done():
+            if await queries.ledger_test_lock_waiters(watcher) or loser.done():
                 break
         assert not loser.done()
         await tx.commit()

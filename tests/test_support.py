@@ -30,7 +30,7 @@ async def people(conn):
     await seeding.user(conn, ALICE)
     await seeding.user(conn, STAFF)
     await seeding.user(conn, EVE)
-    await queries.support_test_make_admin(conn, telegram_id=STAFF)
+    await seeding.make_admin(conn, STAFF)
 
 
 async def test_open_ticket_creates_it_with_its_first_message_in_one_round_trip(conn, people):
@@ -120,7 +120,7 @@ async def test_admin_reply_answers_and_assigns_then_owner_reply_reopens_and_read
 
 
 async def test_a_second_admin_does_not_take_over_the_ticket(conn, people):
-    await queries.support_test_make_admin(conn, telegram_id=EVE)
+    await seeding.make_admin(conn, EVE)
     t = await open_ticket(conn, telegram_id=ALICE, subject="Help", body="Hello")
     first = await post_support_message(conn, ticket_id=t.id, telegram_id=STAFF, body="Mine")
     await post_support_message(conn, ticket_id=t.id, telegram_id=EVE, body="Also here")

@@ -463,8 +463,7 @@ async def test_a_retry_that_waited_for_the_first_requests_lock_gets_its_cashout(
     async with pool.acquire() as first_conn, first_conn.transaction():
         first = await cashout(first_conn, "70", "k")
         retry = asyncio.create_task(measured(cashout(pool, "70", "k")))
-        while await queries.wallet_test_lock_waiters(pool) == 0:
-            pass  # each check is a round trip to the server: the retry is on its way
+        await seeding.until_blocked(pool)
     again, trips = await retry
     assert again.id == first.id and again.replayed
     assert trips == 2  # the statement that waited saw the race, the second one the key
@@ -481,8 +480,7 @@ async def test_a_conflicting_request_that_waited_on_the_key_is_refused(pool):
         other = asyncio.create_task(
             measured(cashout(pool, "1000", "k", currency="NGN", destination=GTB))
         )
-        while await queries.wallet_test_lock_waiters(pool) == 0:
-            pass
+        await seeding.until_blocked(pool)
     with pytest.raises(IdempotencyConflict):
         await other
     assert await balances(pool, ALICE, "NGN") == (D("5000"), 0)
@@ -507,7 +505,7 @@ async def test_two_cashouts_at_once_cannot_spend_the_same_money(pool):
 async def test_approval_is_for_admins_and_pending_cashouts_only(conn):
     await seeding.user(conn, ALICE)
     await seeding.user(conn, ADMIN)
-    await queries.wallet_test_make_admin(conn, telegram_id=ADMIN)
+    await seeding.make_admin(conn, ADMIN)
     await seeding.credit(conn, ALICE, "USDT", "100")
     c = await cashout(conn, "50", "k")
 
@@ -526,7 +524,7 @@ async def test_approval_is_for_admins_and_pending_cashouts_only(conn):
 async def test_settling_burns_the_hold_once(conn):
     await seeding.user(conn, ALICE)
     await seeding.user(conn, ADMIN)
-    await queries.wallet_test_make_admin(conn, telegram_id=ADMIN)
+    await seeding.make_admin(conn, ADMIN)
     await seeding.credit(conn, ALICE, "NGN", "50000")
     c = await cashout(conn, "10000", "k", currency="NGN", destination=GTB)
     assert c.fee == D("150")
