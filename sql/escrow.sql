@@ -1147,3 +1147,387 @@ inner join users as referrer on r.referrer_id = referrer.id
 inner join users as referred on r.referred_id = referred.id
 left join ledger_transfers as t on r.transfer_id = t.id
 order by r.id;
+
+-- name: escrow_creation_context(buyer_telegram_id, handle_kind, handle)^
+-- Create escrow screen (the flow's one lookup): the buyer with their wallets
+-- (currency order); the seller named by a handle already normalised (kind
+-- 'username', 'email' or 'phone'; value lowercase or E.164) with
+-- seller_status 'found', 'not_found' (an invitation goes out) or 'self';
+-- when found, the seller's card: display name, username, completed trades as
+-- buyer or seller, and the rating summary (the object rating_summary
+-- answers, built here to keep one round trip); the platform fee rate, the
+-- fee-split options (the fee_split type's labels) and every currency's
+-- escrow minimum and decimals (currency order). No row for an unknown buyer.
+-- Lists: wallets and currencies, one per currency; reviews, the 5 latest.
+-- Indexes: users (telegram_id); users_username_lower, users_email_lower or
+-- users_phone (only the branch of the handle's kind runs);
+-- wallets_one_per_currency; escrows_buyer and escrows_seller (completed
+-- trades); ratings_ratee; users (pk) for the reviewers.
+with
+buyer as (
+    select
+        id,
+        username,
+        first_name
+    from users
+    where telegram_id = :buyer_telegram_id
+),
+
+-- Each branch is guarded by the kind, so one unique index lookup runs.
+found as (
+    select
+        u.id,
+        u.username,
+        u.first_name
+    from users as u
+    where :handle_kind::text = 'username' and lower(u.username) = :handle::text
+    union all
+    select
+        u.id,
+        u.username,
+        u.first_name
+    from users as u
+    where :handle_kind::text = 'email' and lower(u.email) = :handle::text
+    union all
+    select
+        u.id,
+        u.username,
+        u.first_name
+    from users as u
+    where :handle_kind::text = 'phone' and u.phone = :handle::text
+)
+
+select
+    buyer.id as buyer_id,
+    coalesce(nullif(buyer.first_name, ''), buyer.username, '') as buyer_name,
+    buyer.username as buyer_username,
+    coalesce(wallets.items, '[]') as buyer_wallets,
+    case
+        when found.id is null then 'not_found'
+        when found.id = buyer.id then 'self'
+        else 'found'
+    end as seller_status,
+    seller.id as seller_id,
+    seller.display_name as seller_name,
+    seller.username as seller_username,
+    seller.completed_trades as seller_completed_trades,
+    seller.rating as seller_rating,
+    s.escrow_fee_rate as fee_rate,
+    enum_range(null::fee_split)::text[] as fee_splits,
+    currencies.items as currencies
+from buyer
+cross join platform_settings as s
+left join found on true
+left join lateral (
+    select
+        found.id,
+        found.username,
+        coalesce(nullif(found.first_name, ''), found.username, '') as display_name,
+        (
+            select count(*) from escrows as e
+            where e.buyer_id = found.id and e.status = 'completed'
+        )
+        + (
+            select count(*) from escrows as e
+            where e.seller_id = found.id and e.status = 'completed'
+        ) as completed_trades,
+        -- The shape of rating_summary (sql/rating.sql), as one object.
+        json_build_object(
+            'average', r.average,
+            'count', r.count,
+            'distribution', r.distribution,
+            'buyer_average', r.buyer_average,
+            'buyer_count', r.buyer_count,
+            'seller_average', r.seller_average,
+            'seller_count', r.seller_count,
+            'latest', coalesce(latest.items, '[]')
+        ) as rating
+    from (
+        select
+            round(avg(r.stars), 2) as average,
+            count(*) as count,
+            json_build_object(
+                '1', count(*) filter (where r.stars = 1),
+                '2', count(*) filter (where r.stars = 2),
+                '3', count(*) filter (where r.stars = 3),
+                '4', count(*) filter (where r.stars = 4),
+                '5', count(*) filter (where r.stars = 5)
+            ) as distribution,
+            round(avg(r.stars) filter (where r.rater_role = 'seller'), 2) as buyer_average,
+            count(*) filter (where r.rater_role = 'seller') as buyer_count,
+            round(avg(r.stars) filter (where r.rater_role = 'buyer'), 2) as seller_average,
+            count(*) filter (where r.rater_role = 'buyer') as seller_count
+        from ratings as r
+        where r.ratee_id = found.id
+    ) as r
+    cross join
+        lateral (
+            select
+                json_agg(
+                    json_build_object(
+                        'stars', l.stars,
+                        'comment', l.comment,
+                        'rater_name', coalesce(nullif(u.first_name, ''), u.username, ''),
+                        'created_at', l.created_at
+                    )
+                    order by l.created_at desc, l.id desc
+                ) as items
+            from (
+                select
+                    rr.id,
+                    rr.rater_id,
+                    rr.stars,
+                    rr.comment,
+                    rr.created_at
+                from ratings as rr
+                where rr.ratee_id = found.id
+                order by rr.created_at desc, rr.id desc
+                limit 5
+            ) as l
+            inner join users as u on l.rater_id = u.id
+        ) as latest
+    where found.id <> buyer.id
+) as seller on true
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object('currency', w.currency, 'available', w.available)
+                order by c.sort_order, c.code
+            ) as items
+        from wallets as w
+        inner join currencies as c on w.currency = c.code
+        where w.user_id = buyer.id
+    ) as wallets
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'code', c.code,
+                    'decimals', c.decimals,
+                    'escrow_min_amount', c.escrow_min_amount
+                )
+                order by c.sort_order, c.code
+            ) as items
+        from currencies as c
+    ) as currencies;
+
+-- name: escrow_view(escrow_id, viewer_telegram_id)^
+-- Escrow screen: the escrow (amounts, fee split, status, payment details,
+-- deadlines, timestamps); buyer and seller (id, display name, username; no
+-- seller while an invited seller has no account, seller_handle says whom);
+-- the viewer's role: buyer, seller, or admin for an admin who is neither;
+-- the actions escrow_transitions allows that role in this status (each
+-- action once); the live dispute if any, with its message count. No row for
+-- an unknown escrow, an unknown viewer, or a viewer who is neither party nor
+-- admin: a stranger learns nothing, not even that the escrow exists.
+-- Indexes: escrows (pk), users (telegram_id), users (pk),
+-- escrow_transitions (pk; a table of 22 rows), disputes_escrow (the escrow's
+-- disputes; disputes_live_per_escrow allows one live at most),
+-- dispute_messages_dispute (the count).
+with
+seen as (
+    select
+        e.*,
+        case
+            when v.id = e.buyer_id then 'buyer'
+            when v.id = e.seller_id then 'seller'
+            when v.is_admin then 'admin'
+        end as viewer_role
+    from escrows as e
+    cross join users as v
+    where e.id = :escrow_id and v.telegram_id = :viewer_telegram_id
+)
+
+select
+    e.id,
+    e.ref,
+    e.buyer_id,
+    e.seller_id,
+    e.seller_handle,
+    e.currency,
+    e.amount,
+    e.fee,
+    e.total,
+    e.fee_split::text as fee_split,
+    e.buyer_fee,
+    e.seller_fee,
+    e.description,
+    e.status::text as status,
+    e.payment_method::text as payment_method,
+    e.payment_reference,
+    e.payment_address,
+    e.paid_amount,
+    e.payment_deadline,
+    e.accept_deadline,
+    e.delivery_deadline,
+    e.auto_release_at,
+    e.created_at,
+    e.updated_at,
+    e.funded_at,
+    e.accepted_at,
+    e.delivered_at,
+    e.closed_at,
+    e.viewer_role,
+    coalesce(nullif(b.first_name, ''), b.username, '') as buyer_name,
+    b.username as buyer_username,
+    coalesce(nullif(s.first_name, ''), s.username, '') as seller_name,
+    s.username as seller_username,
+    coalesce(actions.items, '{}') as allowed_actions,
+    d.id as dispute_id,
+    d.status as dispute_status,
+    d.reason as dispute_reason,
+    d.opened_by_id as dispute_opened_by_id,
+    d.opened_by_role as dispute_opened_by_role,
+    d.created_at as dispute_created_at,
+    d.message_count as dispute_message_count
+from seen as e
+inner join users as b on e.buyer_id = b.id
+left join users as s on e.seller_id = s.id
+cross join
+    lateral (
+        -- Resolving a dispute has two outcomes: each action once.
+        select array_agg(distinct t.action order by t.action) as items
+        from escrow_transitions as t
+        where t.from_status = e.status and t.actor = e.viewer_role
+    ) as actions
+left join lateral (
+    select
+        dd.id,
+        dd.status::text as status,
+        dd.reason,
+        dd.opened_by_id,
+        case dd.opened_by_id
+            when e.buyer_id then 'buyer'
+            when e.seller_id then 'seller'
+        end as opened_by_role,
+        dd.created_at,
+        (
+            select count(*) from dispute_messages as m
+            where m.dispute_id = dd.id
+        ) as message_count
+    from disputes as dd
+    where dd.escrow_id = e.id and dd.status in ('open', 'in_review')
+    order by dd.created_at desc
+    limit 1
+) as d on true
+where e.viewer_role is not null;
+
+-- name: my_escrows(telegram_id, statuses, before_at, before_id, page_size)^
+-- My escrows screen: the user's escrows as buyer or as seller whose status
+-- is in `statuses`, newest first by (created_at, id), keyset-paged: rows
+-- strictly before the cursor (before_at, before_id) when one is given;
+-- page_size + 1 rows at most (the extra one says a next page exists). Each
+-- with the user's role and the counterparty's display name, or the invited
+-- seller's handle. No row for an unknown user.
+-- Indexes: users (telegram_id); escrows_buyer and escrows_seller, each read
+-- in index order and cut at page_size + 1 before the two are merged (an OR
+-- across buyer_id and seller_id would defeat both); users (pk).
+with
+page as (
+    select
+        p.id,
+        p.ref,
+        p.my_role,
+        p.counterparty_id,
+        p.seller_handle,
+        p.currency,
+        p.amount,
+        p.status,
+        p.created_at
+    from (
+        (
+            select
+                e.id,
+                e.ref,
+                'buyer' as my_role,
+                e.seller_id as counterparty_id,
+                e.seller_handle,
+                e.currency,
+                e.amount,
+                e.status,
+                e.created_at
+            from escrows as e
+            where
+                e.buyer_id = (
+                    select u.id from users as u
+                    where u.telegram_id = :telegram_id
+                )
+                and e.status = any(:statuses::text[]::escrow_status[])
+                -- No cursor: a bound past every row. One row comparison either
+                -- way, so it stays an index condition in a generic plan too.
+                and (e.created_at, e.id) < (
+                    coalesce(:before_at::timestamptz, 'infinity'),
+                    coalesce(:before_id::bigint, 9223372036854775807)
+                )
+            order by e.created_at desc, e.id desc
+            limit :page_size::integer + 1
+        )
+        union all
+        (
+            select
+                e.id,
+                e.ref,
+                'seller' as my_role,
+                e.buyer_id as counterparty_id,
+                e.seller_handle,
+                e.currency,
+                e.amount,
+                e.status,
+                e.created_at
+            from escrows as e
+            where
+                e.seller_id = (
+                    select u.id from users as u
+                    where u.telegram_id = :telegram_id
+                )
+                -- Never both parties (escrows_two_parties); kept so no row can double.
+                and e.buyer_id <> e.seller_id
+                and e.status = any(:statuses::text[]::escrow_status[])
+                -- No cursor: a bound past every row. One row comparison either
+                -- way, so it stays an index condition in a generic plan too.
+                and (e.created_at, e.id) < (
+                    coalesce(:before_at::timestamptz, 'infinity'),
+                    coalesce(:before_id::bigint, 9223372036854775807)
+                )
+            order by e.created_at desc, e.id desc
+            limit :page_size::integer + 1
+        )
+    ) as p
+    order by p.created_at desc, p.id desc
+    limit :page_size::integer + 1
+)
+
+select
+    me.id as user_id,
+    coalesce(items.items, '[]') as items
+from users as me
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'id', p.id,
+                    'ref', p.ref,
+                    'role', p.my_role,
+                    'counterparty_name', coalesce(nullif(c.first_name, ''), c.username, p.seller_handle),
+                    'counterparty_invited', c.id is null,
+                    'currency', p.currency,
+                    'amount', p.amount,
+                    'status', p.status::text,
+                    'created_at', p.created_at
+                )
+                order by p.created_at desc, p.id desc
+            ) as items
+        from page as p
+        left join users as c on p.counterparty_id = c.id
+    ) as items
+where me.telegram_id = :telegram_id;
+
+-- name: escrow_test_set_created_at(escrow_ids, at)!
+-- tests: gives several escrows one creation instant, so that keyset pages
+-- meet equal timestamps.
+update escrows
+set created_at = :at::timestamptz
+where id = any(:escrow_ids::bigint[]);

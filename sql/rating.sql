@@ -82,3 +82,63 @@ select
     rated.*
 from decision as d
 left join rated on true;
+
+-- name: rating_summary(user_id)^
+-- Rating summary screen (and the seller card of escrow creation): everything
+-- said about one user. Average stars to 2 places (null with no ratings);
+-- count; the distribution with all five keys '1'..'5', zeros included; the
+-- same as buyer and as seller, by the role the user had in the trade (a
+-- rating by the seller is about the buyer); the 5 latest reviews, newest
+-- first, with the reviewer's display name. Always one row: a user nobody
+-- rated, or an unknown id, has zero ratings.
+-- escrow_creation_context builds the same object for the seller it finds.
+-- Indexes: ratings_ratee (all of the user's ratings, and the 5 latest in
+-- index order), users (pk) for the reviewers.
+select
+    :user_id::bigint as user_id,
+    s.*,
+    coalesce(latest.items, '[]') as latest
+from (
+    select
+        round(avg(r.stars), 2) as average,
+        count(*) as count,
+        json_build_object(
+            '1', count(*) filter (where r.stars = 1),
+            '2', count(*) filter (where r.stars = 2),
+            '3', count(*) filter (where r.stars = 3),
+            '4', count(*) filter (where r.stars = 4),
+            '5', count(*) filter (where r.stars = 5)
+        ) as distribution,
+        round(avg(r.stars) filter (where r.rater_role = 'seller'), 2) as buyer_average,
+        count(*) filter (where r.rater_role = 'seller') as buyer_count,
+        round(avg(r.stars) filter (where r.rater_role = 'buyer'), 2) as seller_average,
+        count(*) filter (where r.rater_role = 'buyer') as seller_count
+    from ratings as r
+    where r.ratee_id = :user_id
+) as s
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'stars', l.stars,
+                    'comment', l.comment,
+                    'rater_name', coalesce(nullif(u.first_name, ''), u.username, ''),
+                    'created_at', l.created_at
+                )
+                order by l.created_at desc, l.id desc
+            ) as items
+        from (
+            select
+                r.id,
+                r.rater_id,
+                r.stars,
+                r.comment,
+                r.created_at
+            from ratings as r
+            where r.ratee_id = :user_id
+            order by r.created_at desc, r.id desc
+            limit 5
+        ) as l
+        inner join users as u on l.rater_id = u.id
+    ) as latest;

@@ -14,11 +14,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from bot.data.enums import EscrowStatus, FeeSplit, PaymentMethod
+from bot.data.enums import DisputeStatus, EscrowStatus, FeeSplit, PaymentMethod
 from bot.data.errors import refusal
-from bot.data.rows import money, request_hash
+from bot.data.rating import RatingSummary
+from bot.data.rows import PageCursor, keyset, moment, money, request_hash
 from bot.db import queries
-from bot.money import normalize_handle
+from bot.money import Handle, normalize_handle
 
 S = EscrowStatus
 
@@ -327,3 +328,228 @@ async def auto_release_due(conn, *, limit: int = 100) -> list[int]:
         released.extend(batch)
         if len(batch) < limit:
             return released
+
+
+# --- screens ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WalletBalance:
+    currency: str
+    available: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowCurrency:
+    code: str
+    decimals: int
+    escrow_min_amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SellerCard:
+    """The seller a handle named, as the buyer sees them before trading."""
+
+    id: int
+    display_name: str  # first name, else username
+    username: str | None
+    completed_trades: int  # completed escrows, as buyer or as seller
+    rating: RatingSummary
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowCreationContext:
+    buyer_id: int
+    buyer_name: str
+    buyer_username: str | None
+    wallets: tuple[WalletBalance, ...]  # one per currency, in currency order
+    handle: Handle  # the seller's handle as normalised (what the escrow will record)
+    seller_status: str  # "found", "not_found" (an invitation goes out) or "self"
+    seller: SellerCard | None  # only when found
+    fee_rate: Decimal  # the platform's share of the amount
+    fee_splits: tuple[FeeSplit, ...]  # who may pay the fee: buyer, seller, split
+    currencies: tuple[EscrowCurrency, ...]  # every currency, with its escrow minimum
+
+    def wallet(self, currency: str) -> WalletBalance | None:
+        return next((w for w in self.wallets if w.currency == currency), None)
+
+
+async def escrow_creation_context(
+    conn, *, buyer_telegram_id: int, seller_handle: str
+) -> EscrowCreationContext | None:
+    """The create-escrow flow's one lookup; None when the buyer is unknown.
+
+    The handle is normalised first (`@Name` and `name` alike, e-mail in any
+    case, a phone in any spelling to E.164): `HandleError` for text that is
+    none of them, before any query runs.
+    """
+    handle = normalize_handle(seller_handle)
+    row = await queries.escrow_creation_context(
+        conn, buyer_telegram_id=buyer_telegram_id, handle_kind=handle.kind, handle=handle.value
+    )
+    if row is None:
+        return None
+    seller = None
+    if row["seller_status"] == "found":
+        seller = SellerCard(
+            id=row["seller_id"],
+            display_name=row["seller_name"],
+            username=row["seller_username"],
+            completed_trades=row["seller_completed_trades"],
+            rating=RatingSummary.from_json(row["seller_rating"]),
+        )
+    return EscrowCreationContext(
+        buyer_id=row["buyer_id"],
+        buyer_name=row["buyer_name"],
+        buyer_username=row["buyer_username"],
+        wallets=tuple(
+            WalletBalance(w["currency"], money(w["available"])) for w in row["buyer_wallets"]
+        ),
+        handle=handle,
+        seller_status=row["seller_status"],
+        seller=seller,
+        fee_rate=row["fee_rate"],
+        fee_splits=tuple(FeeSplit(f) for f in row["fee_splits"]),
+        currencies=tuple(
+            EscrowCurrency(c["code"], c["decimals"], money(c["escrow_min_amount"]))
+            for c in row["currencies"]
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    id: int
+    display_name: str  # first name, else username
+    username: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveDispute:
+    id: int
+    status: DisputeStatus  # open or in_review
+    reason: str
+    opened_by_id: int
+    opened_by_role: str  # "buyer" or "seller"
+    created_at: datetime
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowView:
+    escrow: Escrow
+    buyer: Party
+    seller: Party | None  # None while the invited seller (escrow.seller_handle) has no account
+    viewer_role: str  # "buyer", "seller" or "admin"
+    allowed_actions: tuple[str, ...]  # in the order of ACTIONS
+    dispute: LiveDispute | None
+
+
+async def escrow_view(conn, *, escrow_id: int, viewer_telegram_id: int) -> EscrowView | None:
+    """The escrow screen for one viewer: a party, or an admin who is not one.
+
+    None for an unknown escrow and for anyone else alike, so a stranger cannot
+    tell whether the escrow exists.
+    """
+    row = await queries.escrow_view(
+        conn, escrow_id=escrow_id, viewer_telegram_id=viewer_telegram_id
+    )
+    if row is None:
+        return None
+    dispute = None
+    if row["dispute_id"] is not None:
+        dispute = LiveDispute(
+            id=row["dispute_id"],
+            status=DisputeStatus(row["dispute_status"]),
+            reason=row["dispute_reason"],
+            opened_by_id=row["dispute_opened_by_id"],
+            opened_by_role=row["dispute_opened_by_role"],
+            created_at=row["dispute_created_at"],
+            message_count=row["dispute_message_count"],
+        )
+    seller = None
+    if row["seller_id"] is not None:
+        seller = Party(row["seller_id"], row["seller_name"], row["seller_username"])
+    return EscrowView(
+        escrow=Escrow.from_row(row),
+        buyer=Party(row["buyer_id"], row["buyer_name"], row["buyer_username"]),
+        seller=seller,
+        viewer_role=row["viewer_role"],
+        # The table's actions, in the screen's button order (an unknown one fails loudly).
+        allowed_actions=tuple(sorted(row["allowed_actions"], key=ACTIONS.index)),
+        dispute=dispute,
+    )
+
+
+# The my-escrows tabs: which statuses each shows.
+STATUS_GROUPS: dict[str, frozenset[EscrowStatus]] = {
+    "active": frozenset({S.AWAITING_PAYMENT, S.FUNDED, S.ACCEPTED, S.DELIVERED, S.DISPUTED}),
+    "completed": frozenset({S.COMPLETED}),
+    "closed": frozenset({S.REFUNDED, S.CANCELLED, S.DECLINED, S.EXPIRED}),
+    "all": frozenset(S),
+}
+MY_ESCROWS_MAX = 50  # the largest page my_escrows serves
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowListItem:
+    id: int
+    ref: str
+    role: str  # the user's role in it: "buyer" or "seller"
+    counterparty_name: str  # display name, or the handle of a seller not yet joined
+    counterparty_invited: bool  # true when counterparty_name is that handle
+    currency: str
+    amount: Decimal
+    status: EscrowStatus
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowPage:
+    items: tuple[EscrowListItem, ...]  # newest first by (created_at, id)
+    next_before: PageCursor | None  # the next page's cursor; None on the last page
+
+
+async def my_escrows(
+    conn,
+    *,
+    telegram_id: int,
+    status_group: str,
+    before: PageCursor | None = None,
+    limit: int = 10,
+) -> EscrowPage | None:
+    """The user's escrows as buyer or seller, newest first, keyset-paged; None for an
+    unknown user. `status_group`: "active", "completed", "closed" or "all" (else
+    ValueError); `limit` is held to 1..50."""
+    statuses = STATUS_GROUPS.get(status_group)
+    if statuses is None:
+        raise ValueError(f"unknown status group {status_group!r}")
+    limit = max(1, min(limit, MY_ESCROWS_MAX))
+    row = await queries.my_escrows(
+        conn,
+        telegram_id=telegram_id,
+        statuses=sorted(statuses),
+        page_size=limit,
+        **keyset(before),
+    )
+    if row is None:
+        return None
+    items = tuple(
+        EscrowListItem(
+            id=i["id"],
+            ref=i["ref"],
+            role=i["role"],
+            counterparty_name=i["counterparty_name"],
+            counterparty_invited=i["counterparty_invited"],
+            currency=i["currency"],
+            amount=money(i["amount"]),
+            status=EscrowStatus(i["status"]),
+            created_at=moment(i["created_at"]),
+        )
+        for i in row["items"]
+    )
+    next_before = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_before = PageCursor(at=items[-1].created_at, id=items[-1].id)
+    return EscrowPage(items=items, next_before=next_before)

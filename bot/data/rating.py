@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 
 from bot.data.enums import PartyRole
 from bot.data.errors import refusal
+from bot.data.rows import moment, money_or_none
 from bot.db import queries
 
 
@@ -51,3 +56,63 @@ async def rate_trade(
         comment=row["comment"],
         created_at=row["created_at"],
     )
+
+
+# --- the rating summary screen ----------------------------------------------------------
+
+LATEST_REVIEWS = 5  # how many reviews the summary carries (the query's limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    stars: int
+    comment: str | None
+    rater_name: str  # the reviewer's first name, else their username
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRating:
+    """What the user's counterparties said about them in one role."""
+
+    average: Decimal | None  # 2 places; None with no ratings
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RatingSummary:
+    average: Decimal | None  # 2 places; None with no ratings
+    count: int
+    distribution: Mapping[int, int]  # stars 1..5 -> how many, every key present
+    as_buyer: RoleRating  # rated by sellers
+    as_seller: RoleRating  # rated by buyers
+    latest: tuple[Review, ...]  # the 5 latest, newest first
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> RatingSummary:
+        """From the row of `rating_summary` or the same object nested in another screen."""
+        return cls(
+            average=money_or_none(d["average"]),
+            count=d["count"],
+            distribution=MappingProxyType({int(k): n for k, n in d["distribution"].items()}),
+            as_buyer=RoleRating(money_or_none(d["buyer_average"]), d["buyer_count"]),
+            as_seller=RoleRating(money_or_none(d["seller_average"]), d["seller_count"]),
+            latest=tuple(
+                Review(
+                    stars=r["stars"],
+                    comment=r["comment"],
+                    rater_name=r["rater_name"],
+                    created_at=moment(r["created_at"]),
+                )
+                for r in d["latest"]
+            ),
+        )
+
+
+async def rating_summary(conn, *, user_id: int) -> RatingSummary:
+    """Everything said about one user (by users.id): average, count, distribution 1-5,
+    the same as buyer and as seller, and the 5 latest reviews newest first.
+
+    A user nobody rated (or an unknown id) gets the empty summary: no average, zero counts.
+    """
+    return RatingSummary.from_json(await queries.rating_summary(conn, user_id=user_id))
