@@ -184,3 +184,99 @@ select
     ) as live_bank_accounts
 from users as u
 where u.telegram_id = :telegram_id;
+
+-- name: contacts_context(telegram_id)^
+-- Contacts screen: the user's live saved crypto addresses and bank
+-- accounts, each list most recently used first (never used last, then
+-- newest first), at most 50 of each, with how many live ones there are of
+-- each. Deleted destinations are not shown. No row when the user is unknown.
+-- Indexes: users (telegram_id), saved_addresses_live,
+-- saved_bank_accounts_live, banks (pk).
+with
+me as (
+    select id from users
+    where telegram_id = :telegram_id
+)
+
+select
+    me.id as user_id,
+    coalesce(addresses.items, '[]') as addresses,
+    coalesce(addresses.total, 0) as address_count,
+    coalesce(bank_accounts.items, '[]') as bank_accounts,
+    coalesce(bank_accounts.total, 0) as bank_account_count
+from me
+cross join
+    lateral (
+        select
+            max(a.total) as total,
+            json_agg(
+                json_build_object(
+                    'id', a.id,
+                    'currency', a.currency,
+                    'network', a.network,
+                    'address', a.address,
+                    'label', a.label,
+                    'last_used_at', a.last_used_at
+                )
+                order by a.last_used_at desc nulls last, a.id desc
+            ) as items
+        from (
+            -- The count is taken over all live rows, before the limit.
+            select
+                sa.id,
+                sa.currency,
+                sa.network,
+                sa.address,
+                sa.label,
+                sa.last_used_at,
+                count(*) over () as total
+            from saved_addresses as sa
+            where sa.user_id = me.id and sa.deleted_at is null
+            order by sa.last_used_at desc nulls last, sa.id desc
+            limit 50
+        ) as a
+    ) as addresses
+cross join
+    lateral (
+        select
+            max(b.total) as total,
+            json_agg(
+                json_build_object(
+                    'id', b.id,
+                    'bank_code', b.bank_code,
+                    'bank_name', bk.name,
+                    'account_number', b.account_number,
+                    'account_name', b.account_name,
+                    'label', b.label,
+                    'last_used_at', b.last_used_at
+                )
+                order by b.last_used_at desc nulls last, b.id desc
+            ) as items
+        from (
+            select
+                sb.id,
+                sb.bank_code,
+                sb.account_number,
+                sb.account_name,
+                sb.label,
+                sb.last_used_at,
+                count(*) over () as total
+            from saved_bank_accounts as sb
+            where sb.user_id = me.id and sb.deleted_at is null
+            order by sb.last_used_at desc nulls last, sb.id desc
+            limit 50
+        ) as b
+        inner join banks as bk on b.bank_code = bk.code
+    ) as bank_accounts;
+
+-- name: contacts_test_touch_address(address_id, last_used_at)!
+-- tests: an address last used at a given time, as a cashout to it would leave it.
+update saved_addresses
+set last_used_at = :last_used_at::timestamptz
+where id = :address_id;
+
+-- name: contacts_test_touch_bank_account(bank_account_id, last_used_at)!
+-- tests: a bank account last used at a given time, as a cashout to it would leave it.
+update saved_bank_accounts
+set last_used_at = :last_used_at::timestamptz
+where id = :bank_account_id;

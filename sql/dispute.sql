@@ -374,3 +374,136 @@ select
     ) as messages
 from disputes as d
 where d.id = :dispute_id;
+
+-- name: dispute_context(dispute_id)^
+-- Dispute screen (the parties' and the admin's view): the dispute; its
+-- escrow; the buyer, the seller (none while an invited seller has no
+-- account) and the admin handling it (none until one takes it), each with a
+-- display name (first name, else username); the 50 latest messages, oldest
+-- first, each with its sender's name and role (buyer, seller or admin); and
+-- the number of messages in all. No row when the dispute is unknown.
+-- Indexes: disputes (pk), escrows (pk), users (pk), dispute_messages_dispute
+-- (the 50 latest, and the count from the index alone).
+select
+    d.id,
+    d.status::text as status,
+    d.reason,
+    d.resolution::text as resolution,
+    d.buyer_share,
+    d.created_at,
+    d.resolved_at,
+    e.id as escrow_id,
+    e.ref as escrow_ref,
+    e.currency,
+    e.amount,
+    e.buyer_fee,
+    e.seller_fee,
+    e.status::text as escrow_status,
+    json_build_object(
+        'id', b.id,
+        'telegram_id', b.telegram_id,
+        'display_name', coalesce(nullif(b.first_name, ''), b.username, ''),
+        'username', b.username
+    ) as buyer,
+    case
+        when s.id is not null
+            then json_build_object(
+                    'id', s.id,
+                    'telegram_id', s.telegram_id,
+                    'display_name', coalesce(nullif(s.first_name, ''), s.username, ''),
+                    'username', s.username
+                )
+    end as seller,
+    case
+        when a.id is not null
+            then json_build_object(
+                    'id', a.id,
+                    'telegram_id', a.telegram_id,
+                    'display_name', coalesce(nullif(a.first_name, ''), a.username, ''),
+                    'username', a.username
+                )
+    end as handling_admin,
+    coalesce(chat.items, '[]') as messages,
+    (
+        select count(*) from dispute_messages as dm
+        where dm.dispute_id = d.id
+    ) as message_count
+from disputes as d
+inner join escrows as e on d.escrow_id = e.id
+inner join users as b on e.buyer_id = b.id
+left join users as s on e.seller_id = s.id
+left join users as a on d.admin_id = a.id
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'id', m.id,
+                    'sender_id', m.sender_id,
+                    'sender_name', coalesce(nullif(u.first_name, ''), u.username, ''),
+                    'sender_role', case
+                        when m.sender_id = e.buyer_id then 'buyer'
+                        when m.sender_id = e.seller_id then 'seller'
+                        else 'admin'
+                    end,
+                    'body', m.body,
+                    'created_at', m.created_at
+                )
+                order by m.id
+            ) as items
+        from (
+            -- The latest 50 by the index, turned oldest first by the aggregate.
+            select
+                dm.id,
+                dm.sender_id,
+                dm.body,
+                dm.created_at
+            from dispute_messages as dm
+            where dm.dispute_id = d.id
+            order by dm.id desc
+            limit 50
+        ) as m
+        inner join users as u on m.sender_id = u.id
+    ) as chat
+where d.id = :dispute_id;
+
+-- name: open_disputes(before_at, before_id, page_size)
+-- Admin dispute queue: disputes open or in review, newest first by
+-- (created_at, id), keyset-paged (rows before the cursor when one is
+-- given), page_size + 1 rows so the caller knows whether a next page exists;
+-- each with its escrow's ref, amount and currency, the parties' display
+-- names (the handle the buyer typed for a seller with no account) and the
+-- time of the last message. Joins only: no query per row.
+-- Indexes: disputes_queue (scanned backwards from the cursor), escrows
+-- (pk), users (pk).
+select
+    d.id,
+    d.escrow_id,
+    d.status::text as status,
+    d.created_at,
+    d.last_message_at,
+    e.ref as escrow_ref,
+    e.amount,
+    e.currency,
+    coalesce(nullif(b.first_name, ''), b.username, '') as buyer_name,
+    coalesce(nullif(s.first_name, ''), s.username, e.seller_handle) as seller_name
+from disputes as d
+inner join escrows as e on d.escrow_id = e.id
+inner join users as b on e.buyer_id = b.id
+left join users as s on e.seller_id = s.id
+where
+    d.status in ('open', 'in_review')
+    -- No cursor: before everything. One row comparison, never an OR, so that
+    -- a cached generic plan still starts the index scan at the cursor.
+    and (d.created_at, d.id) < (
+        coalesce(:before_at::timestamptz, 'infinity'),
+        coalesce(:before_id::bigint, 9223372036854775807)
+    )
+order by d.created_at desc, d.id desc
+limit :page_size::integer + 1;
+
+-- name: dispute_test_set_created_at(dispute_ids, created_at)!
+-- tests: several disputes opened at the very same instant.
+update disputes
+set created_at = :created_at::timestamptz
+where id = any(:dispute_ids::bigint[]);

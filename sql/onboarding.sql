@@ -363,3 +363,72 @@ where
     v.user_id = u.id
     and u.telegram_id = :telegram_id
     and v.verified_at is null;
+
+-- name: onboarding_context(telegram_id)^
+-- Onboarding screen (/start and each sign-up step): the user; whether the
+-- e-mail and the phone are verified and onboarding is complete; the pending
+-- e-mail verification (the latest one, while not verified) with its expiry
+-- and attempts left; every wallet in currency order (one per currency).
+-- No row when the user is unknown.
+-- Indexes: users (telegram_id), email_verifications_user (the latest one),
+-- wallets_one_per_currency.
+with
+me as (
+    select
+        id,
+        telegram_id,
+        username,
+        first_name,
+        email,
+        onboarding::text as onboarding,
+        referral_code,
+        email_verified_at is not null as email_verified,
+        phone_verified_at is not null as phone_verified,
+        onboarding = 'complete' as onboarding_complete
+    from users
+    where telegram_id = :telegram_id
+)
+
+select
+    me.*,
+    pending.email as pending_email,
+    pending.expires_at as pending_expires_at,
+    pending.attempts_left as pending_attempts_left,
+    pending.expired as pending_expired,
+    coalesce(balances.items, '[]') as wallets
+from me
+left join
+    lateral (
+        -- Only the latest code counts: an older one can no longer be entered.
+        select
+            v.email,
+            v.expires_at,
+            v.attempts_left,
+            v.verified_at,
+            v.expires_at <= now() as expired
+        from email_verifications as v
+        where v.user_id = me.id
+        order by v.created_at desc, v.id desc
+        limit 1
+    ) as pending
+    on pending.verified_at is null
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'currency', w.currency,
+                    'available', w.available,
+                    'held', w.held
+                )
+                order by w.currency
+            ) as items
+        from wallets as w
+        where w.user_id = me.id
+    ) as balances;
+
+-- name: onboarding_test_verify_phone(telegram_id)!
+-- tests: the user's phone number verified.
+update users
+set phone_verified_at = now()
+where telegram_id = :telegram_id;

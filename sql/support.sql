@@ -280,3 +280,69 @@ from users as u
 left join support_tickets as t on u.id = t.user_id
 left join support_messages as m on t.id = m.ticket_id
 where u.telegram_id = :telegram_id;
+
+-- name: support_context(telegram_id)^
+-- Support screen: the user and their display name (first name, else
+-- username); the ticket that is not closed, if any; its 20 latest
+-- messages, oldest first; and how many admin replies on it the user has
+-- not read. No row when the user is unknown.
+-- Indexes: users (telegram_id), support_tickets_live, support_messages_ticket
+-- (the 20 latest), support_messages_unread (the count).
+with
+me as (
+    select
+        id,
+        coalesce(nullif(first_name, ''), username, '') as display_name
+    from users
+    where telegram_id = :telegram_id
+)
+
+select
+    me.id as user_id,
+    me.display_name,
+    t.id,
+    t.subject,
+    t.status::text as status,
+    t.admin_id,
+    t.created_at,
+    t.updated_at,
+    t.closed_at,
+    coalesce(chat.items, '[]') as messages,
+    coalesce(unread.replies, 0) as unread_replies
+from me
+left join support_tickets as t on me.id = t.user_id and t.status <> 'closed'
+left join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'id', m.id,
+                    'from_admin', m.from_admin,
+                    'body', m.body,
+                    'created_at', m.created_at,
+                    'read_at', m.read_at
+                )
+                order by m.id
+            ) as items
+        from (
+            -- The latest 20 by the index, turned oldest first by the aggregate.
+            select
+                sm.id,
+                sm.from_admin,
+                sm.body,
+                sm.created_at,
+                sm.read_at
+            from support_messages as sm
+            where sm.ticket_id = t.id
+            order by sm.id desc
+            limit 20
+        ) as m
+    ) as chat
+    on true
+left join
+    lateral (
+        select count(*) as replies
+        from support_messages as sm
+        where sm.ticket_id = t.id and sm.from_admin and sm.read_at is null
+    ) as unread
+    on true;

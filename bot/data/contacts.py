@@ -155,3 +155,32 @@ async def delete_destination(
     )
     if outcome != "ok":
         raise NotFound(what)
+
+
+# --- screens ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContactsContext:
+    user_id: int
+    addresses: tuple[SavedAddress, ...]  # live ones, at most 50, most recently used first
+    address_count: int  # every live address
+    bank_accounts: tuple[SavedBankAccount, ...]  # live ones, at most 50, most recently used first
+    bank_account_count: int  # every live bank account
+
+
+async def contacts_context(conn, *, telegram_id: int) -> ContactsContext | None:
+    """The contacts screen in one round trip; None for an unknown user.
+
+    Never-used destinations come after used ones, newest first among themselves.
+    """
+    row = await queries.contacts_context(conn, telegram_id=telegram_id)
+    if row is None:
+        return None
+    return ContactsContext(
+        user_id=row["user_id"],
+        addresses=tuple(SavedAddress.from_json(a) for a in row["addresses"]),
+        address_count=row["address_count"],
+        bank_accounts=tuple(SavedBankAccount.from_json(b) for b in row["bank_accounts"]),
+        bank_account_count=row["bank_account_count"],
+    )

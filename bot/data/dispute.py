@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from bot.data.enums import DisputeResolution, DisputeStatus, EscrowStatus
 from bot.data.errors import refusal
 from bot.data.escrow import ReferralReward, rewards_from_json
+from bot.data.rows import PageCursor, keyset, moment, money
 from bot.db import queries
 
 
@@ -149,4 +151,173 @@ async def resolve_dispute(
         transfer_id=row["transfer_id"],
         resolved_at=row["resolved_at"],
         rewards=rewards_from_json(row["rewards"]),
+    )
+
+
+# --- screens ------------------------------------------------------------------
+
+
+class SenderRole(StrEnum):
+    """Who wrote a dispute message, as the trade sees them."""
+
+    BUYER = "buyer"
+    SELLER = "seller"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    telegram_id: int
+    display_name: str  # first name, else username
+    username: str | None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Person | None:
+        if d is None:
+            return None
+        return cls(
+            id=d["id"],
+            telegram_id=d["telegram_id"],
+            display_name=d["display_name"],
+            username=d["username"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeSummary:
+    id: int
+    status: DisputeStatus
+    reason: str
+    resolution: DisputeResolution | None
+    buyer_share: Decimal | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DisputedEscrow:
+    id: int
+    ref: str
+    currency: str
+    amount: Decimal
+    buyer_fee: Decimal
+    seller_fee: Decimal
+    status: EscrowStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLine:
+    id: int
+    sender_id: int
+    sender_name: str
+    sender_role: SenderRole
+    body: str
+    created_at: datetime
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ChatLine:
+        return cls(
+            id=d["id"],
+            sender_id=d["sender_id"],
+            sender_name=d["sender_name"],
+            sender_role=SenderRole(d["sender_role"]),
+            body=d["body"],
+            created_at=moment(d["created_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeContext:
+    dispute: DisputeSummary
+    escrow: DisputedEscrow
+    buyer: Person
+    seller: Person | None  # None while an invited seller has no account
+    admin: Person | None  # None until an admin takes the dispute
+    messages: tuple[ChatLine, ...]  # the 50 latest, oldest first
+    message_count: int  # all of them
+
+
+async def dispute_context(conn, *, dispute_id: int) -> DisputeContext | None:
+    """The dispute screen in one round trip; None for an unknown dispute.
+
+    Shows the latest 50 messages, oldest first; `message_count` says how many there are.
+    """
+    row = await queries.dispute_context(conn, dispute_id=dispute_id)
+    if row is None:
+        return None
+    return DisputeContext(
+        dispute=DisputeSummary(
+            id=row["id"],
+            status=DisputeStatus(row["status"]),
+            reason=row["reason"],
+            resolution=DisputeResolution(row["resolution"]) if row["resolution"] else None,
+            buyer_share=row["buyer_share"],
+            created_at=row["created_at"],
+            resolved_at=row["resolved_at"],
+        ),
+        escrow=DisputedEscrow(
+            id=row["escrow_id"],
+            ref=row["escrow_ref"],
+            currency=row["currency"],
+            amount=row["amount"],
+            buyer_fee=row["buyer_fee"],
+            seller_fee=row["seller_fee"],
+            status=EscrowStatus(row["escrow_status"]),
+        ),
+        buyer=Person.from_json(row["buyer"]),
+        seller=Person.from_json(row["seller"]),
+        admin=Person.from_json(row["handling_admin"]),
+        messages=tuple(ChatLine.from_json(m) for m in row["messages"]),
+        message_count=row["message_count"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedDispute:
+    id: int
+    escrow_id: int
+    escrow_ref: str
+    amount: Decimal
+    currency: str
+    buyer_name: str
+    seller_name: str  # the handle the buyer typed while the seller has no account
+    status: DisputeStatus
+    created_at: datetime
+    last_message_at: datetime | None  # None before the first message
+
+
+@dataclass(frozen=True, slots=True)
+class DisputePage:
+    items: tuple[QueuedDispute, ...]  # newest first by (created_at, id)
+    next_before: PageCursor | None  # None on the last page
+
+
+async def open_disputes(conn, *, before: PageCursor | None = None, limit: int = 20) -> DisputePage:
+    """The admin's queue of disputes open or in review, newest first, `limit` per page.
+
+    Keyset-paged: pass the page's `next_before` to get the following one.
+    """
+    if limit < 1:
+        raise ValueError("a page holds at least one dispute")
+    rows = [r async for r in queries.open_disputes(conn, **keyset(before), page_size=limit)]
+    items = tuple(
+        QueuedDispute(
+            id=r["id"],
+            escrow_id=r["escrow_id"],
+            escrow_ref=r["escrow_ref"],
+            amount=money(r["amount"]),
+            currency=r["currency"],
+            buyer_name=r["buyer_name"],
+            seller_name=r["seller_name"],
+            status=DisputeStatus(r["status"]),
+            created_at=r["created_at"],
+            last_message_at=r["last_message_at"],
+        )
+        for r in rows[:limit]
+    )
+    more = len(rows) > limit
+    return DisputePage(
+        items=items,
+        next_before=PageCursor(items[-1].created_at, items[-1].id) if more else None,
     )

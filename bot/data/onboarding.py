@@ -9,12 +9,15 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
 from bot import db
 from bot.data.enums import OnboardingStep
 from bot.data.errors import Invalid, NotFound, WrongStatus, refusal
+from bot.data.rows import money
 from bot.db import queries
 
 FIRST_NAME_MAX = 64
@@ -193,3 +196,78 @@ async def accept_terms(conn, *, telegram_id: int) -> RegisteredUser:
     if outcome != "ok":
         raise refusal(outcome)
     return _registered(row, created=False)
+
+
+# --- screens ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WalletBalance:
+    currency: str
+    available: Decimal
+    held: Decimal  # set aside for cashouts in flight
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> WalletBalance:
+        return cls(currency=d["currency"], available=money(d["available"]), held=money(d["held"]))
+
+
+@dataclass(frozen=True, slots=True)
+class OnboardingUser:
+    id: int
+    telegram_id: int
+    username: str | None
+    first_name: str
+    email: str | None  # set once verified
+    onboarding: OnboardingStep
+    referral_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingVerification:
+    email: str
+    expires_at: datetime
+    attempts_left: int
+    expired: bool  # as the database clock saw it when the screen was read
+
+
+@dataclass(frozen=True, slots=True)
+class OnboardingContext:
+    user: OnboardingUser
+    email_verified: bool
+    phone_verified: bool
+    onboarding_complete: bool
+    # The latest code sent, while not verified; older codes can no longer be entered.
+    pending_verification: PendingVerification | None
+    wallets: tuple[WalletBalance, ...]  # one per currency, by currency
+
+
+async def onboarding_context(conn, *, telegram_id: int) -> OnboardingContext | None:
+    """The sign-up screen in one round trip; None for someone who never registered."""
+    row = await queries.onboarding_context(conn, telegram_id=telegram_id)
+    if row is None:
+        return None
+    pending = None
+    if row["pending_email"] is not None:
+        pending = PendingVerification(
+            email=row["pending_email"],
+            expires_at=row["pending_expires_at"],
+            attempts_left=row["pending_attempts_left"],
+            expired=row["pending_expired"],
+        )
+    return OnboardingContext(
+        user=OnboardingUser(
+            id=row["id"],
+            telegram_id=row["telegram_id"],
+            username=row["username"],
+            first_name=row["first_name"],
+            email=row["email"],
+            onboarding=OnboardingStep(row["onboarding"]),
+            referral_code=row["referral_code"],
+        ),
+        email_verified=row["email_verified"],
+        phone_verified=row["phone_verified"],
+        onboarding_complete=row["onboarding_complete"],
+        pending_verification=pending,
+        wallets=tuple(WalletBalance.from_json(w) for w in row["wallets"]),
+    )

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.data.enums import TicketStatus
 from bot.data.errors import Duplicate, Invalid, NotAParty, NotFound, WrongStatus, refusal
+from bot.data.rows import moment
 from bot.db import queries
 
 SUBJECT_MAX = 200
@@ -110,3 +111,48 @@ async def close_ticket(conn, *, ticket_id: int, telegram_id: int) -> Ticket:
     if outcome != "ok":
         raise _refuse(outcome)
     return _ticket(row)
+
+
+# --- screens ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TicketMessage:
+    id: int
+    from_admin: bool
+    body: str
+    created_at: datetime
+    read_at: datetime | None  # when the owner saw an admin reply; None while unread
+
+    @classmethod
+    def from_json(cls, d) -> TicketMessage:
+        return cls(
+            id=d["id"],
+            from_admin=d["from_admin"],
+            body=d["body"],
+            created_at=moment(d["created_at"]),
+            read_at=moment(d["read_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SupportContext:
+    user_id: int
+    display_name: str  # first name, else username
+    ticket: Ticket | None  # the one ticket not closed, if any
+    messages: tuple[TicketMessage, ...]  # the ticket's 20 latest, oldest first
+    unread_replies: int  # admin replies on that ticket the user has not read
+
+
+async def support_context(conn, *, telegram_id: int) -> SupportContext | None:
+    """The support screen in one round trip; None for an unknown user."""
+    row = await queries.support_context(conn, telegram_id=telegram_id)
+    if row is None:
+        return None
+    return SupportContext(
+        user_id=row["user_id"],
+        display_name=row["display_name"],
+        ticket=_ticket(row) if row["id"] is not None else None,
+        messages=tuple(TicketMessage.from_json(m) for m in row["messages"]),
+        unread_replies=row["unread_replies"],
+    )
