@@ -1292,7 +1292,7 @@ cross join
     lateral (
         select
             json_agg(
-                json_build_object('currency', w.currency, 'available', w.available)
+                json_build_object('currency', w.currency, 'available', w.available, 'held', w.held)
                 order by c.sort_order, c.code
             ) as items
         from wallets as w

@@ -18,7 +18,8 @@ from bot.data.escrow import (
     release_escrow,
 )
 from bot.data.menu import menu_context
-from bot.data.onboarding import WalletBalance, register_user
+from bot.data.onboarding import register_user
+from bot.data.rows import WalletBalance
 from bot.data.support import close_ticket, open_ticket, post_support_message
 from bot.data.wallet import fail_cashout
 

@@ -17,7 +17,7 @@ from typing import Any
 from bot.data.enums import DisputeStatus, EscrowStatus, FeeSplit, PaymentMethod
 from bot.data.errors import refusal
 from bot.data.rating import RatingSummary
-from bot.data.rows import PageCursor, keyset, moment, money, request_hash
+from bot.data.rows import PageCursor, WalletBalance, keyset, moment, money, request_hash
 from bot.db import queries
 from bot.money import Handle, normalize_handle
 
@@ -334,12 +334,6 @@ async def auto_release_due(conn, *, limit: int = 100) -> list[int]:
 
 
 @dataclass(frozen=True, slots=True)
-class WalletBalance:
-    currency: str
-    available: Decimal
-
-
-@dataclass(frozen=True, slots=True)
 class EscrowCurrency:
     code: str
     decimals: int
@@ -402,9 +396,7 @@ async def escrow_creation_context(
         buyer_id=row["buyer_id"],
         buyer_name=row["buyer_name"],
         buyer_username=row["buyer_username"],
-        wallets=tuple(
-            WalletBalance(w["currency"], money(w["available"])) for w in row["buyer_wallets"]
-        ),
+        wallets=tuple(WalletBalance.from_json(w) for w in row["buyer_wallets"]),
         handle=handle,
         seller_status=row["seller_status"],
         seller=seller,

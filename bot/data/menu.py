@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.data.enums import OnboardingStep
-from bot.data.onboarding import WalletBalance
+from bot.data.rows import WalletBalance
 from bot.db import queries
 
 

@@ -9,15 +9,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
 
 import asyncpg
 
 from bot import db
 from bot.data.enums import OnboardingStep
 from bot.data.errors import Invalid, NotFound, WrongStatus, refusal
-from bot.data.rows import money
+from bot.data.rows import WalletBalance
 from bot.db import queries
 
 FIRST_NAME_MAX = 64
@@ -199,17 +197,6 @@ async def accept_terms(conn, *, telegram_id: int) -> RegisteredUser:
 
 
 # --- screens ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WalletBalance:
-    currency: str
-    available: Decimal
-    held: Decimal  # set aside for cashouts in flight
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> WalletBalance:
-        return cls(currency=d["currency"], available=money(d["available"]), held=money(d["held"]))
 
 
 @dataclass(frozen=True, slots=True)

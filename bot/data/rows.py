@@ -37,6 +37,19 @@ def request_hash(**params: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class WalletBalance:
+    """One wallet as lists of balances show it."""
+
+    currency: str
+    available: Decimal
+    held: Decimal  # set aside for cashouts in flight
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> WalletBalance:
+        return cls(currency=d["currency"], available=money(d["available"]), held=money(d["held"]))
+
+
+@dataclass(frozen=True, slots=True)
 class PageCursor:
     """Where a keyset-paged list stopped: the last row's (timestamp, id).
 
