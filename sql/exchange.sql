@@ -336,3 +336,277 @@ select count(*) as orders
 from exchange_orders as o
 inner join users as u on o.user_id = u.id
 where u.telegram_id = :telegram_id;
+
+-- name: exchange_context(telegram_id)^
+-- Exchange screen (and the exchange flows' context, kept for their steps):
+-- the user; every wallet in currency order with its available balance; live
+-- saved addresses and bank accounts (20 each, most recently used first); the
+-- newest rate of every crypto -> USD and of USD -> each fiat currency, with
+-- its time, its age in seconds and whether it is older than
+-- rate_max_age_seconds (stale: a quote would be refused), a leg without any
+-- rate being stale; the enabled pairs with markup and limits (in the
+-- from-currency); the rate-lock time; up to 10 open orders (quoted,
+-- awaiting_payment, paid, underpaid; newest first) and how many there are;
+-- the database's now, which the ages and lock times are measured against.
+-- No row when the user is unknown.
+-- Indexes: users (telegram_id), wallets_one_per_currency,
+-- saved_addresses_live, saved_bank_accounts_live, exchange_rates_latest,
+-- exchange_pairs pkey, exchange_orders_open.
+with
+settings as (
+    select
+        rate_lock_seconds,
+        rate_max_age_seconds
+    from platform_settings
+),
+
+me as (
+    select
+        id,
+        telegram_id
+    from users
+    where telegram_id = :telegram_id
+),
+
+-- Every quote is priced through USD: crypto -> USD, then USD -> naira.
+legs as (
+    select
+        c.code as base,
+        'USD' as quote,
+        c.sort_order
+    from currencies as c
+    where c.kind = 'crypto'
+    union all
+    select
+        'USD' as base,
+        c.code as quote,
+        c.sort_order
+    from currencies as c
+    where c.kind = 'fiat'
+),
+
+rates as (
+    select
+        legs.base,
+        legs.quote,
+        legs.sort_order,
+        newest.rate,
+        newest.fetched_at,
+        floor(extract(epoch from now() - newest.fetched_at))::bigint as age_seconds,
+        coalesce(
+            newest.fetched_at < now() - settings.rate_max_age_seconds * interval '1 second',
+            true
+        ) as stale
+    from legs
+    cross join settings
+    left join lateral (
+        select
+            r.rate,
+            r.fetched_at
+        from exchange_rates as r
+        where r.base = legs.base and r.quote = legs.quote
+        order by r.fetched_at desc
+        limit 1
+    ) as newest on true
+)
+
+select
+    me.id,
+    me.telegram_id,
+    now() as as_of,
+    settings.rate_lock_seconds,
+    settings.rate_max_age_seconds,
+    coalesce(wallets.items, '[]') as wallets,
+    coalesce(addresses.items, '[]') as addresses,
+    coalesce(banks.items, '[]') as bank_accounts,
+    (
+        select
+            coalesce(
+                json_agg(
+                    json_build_object(
+                        'base', r.base,
+                        'quote', r.quote,
+                        'rate', r.rate,
+                        'fetched_at', r.fetched_at,
+                        'age_seconds', r.age_seconds,
+                        'stale', r.stale
+                    )
+                    order by r.sort_order, r.base, r.quote
+                ),
+                '[]'
+            )
+        from rates as r
+    ) as rates,
+    (
+        select
+            coalesce(
+                json_agg(
+                    json_build_object(
+                        'from_currency', p.from_currency,
+                        'to_currency', p.to_currency,
+                        'markup_rate', p.markup_rate,
+                        'min_amount', p.min_amount,
+                        'max_amount', p.max_amount
+                    )
+                    order by p.from_currency, p.to_currency
+                ),
+                '[]'
+            )
+        from exchange_pairs as p
+        where p.enabled
+    ) as pairs,
+    coalesce(orders.items, '[]') as open_orders,
+    coalesce(orders.total, 0) as open_orders_count
+from me
+cross join settings
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'currency', w.currency,
+                    'kind', c.kind,
+                    'decimals', c.decimals,
+                    'available', w.available
+                )
+                order by w.currency
+            ) as items
+        from wallets as w
+        inner join currencies as c on w.currency = c.code
+        where w.user_id = me.id
+    ) as wallets
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'id', a.id,
+                    'currency', a.currency,
+                    'network', a.network,
+                    'address', a.address,
+                    'label', a.label,
+                    'last_used_at', a.last_used_at
+                )
+                order by a.last_used_at desc nulls last, a.id desc
+            ) as items
+        from (
+            select sa.*
+            from saved_addresses as sa
+            where sa.user_id = me.id and sa.deleted_at is null
+            order by sa.last_used_at desc nulls last, sa.id desc
+            limit 20
+        ) as a
+    ) as addresses
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'id', b.id,
+                    'bank_code', b.bank_code,
+                    'bank_name', bk.name,
+                    'account_number', b.account_number,
+                    'account_name', b.account_name,
+                    'label', b.label,
+                    'last_used_at', b.last_used_at
+                )
+                order by b.last_used_at desc nulls last, b.id desc
+            ) as items
+        from (
+            select sb.*
+            from saved_bank_accounts as sb
+            where sb.user_id = me.id and sb.deleted_at is null
+            order by sb.last_used_at desc nulls last, sb.id desc
+            limit 20
+        ) as b
+        inner join banks as bk on b.bank_code = bk.code
+    ) as banks
+cross join lateral (
+    select
+        max(o.total) as total,
+        json_agg(
+            json_build_object(
+                'id', o.id,
+                'from_currency', o.from_currency,
+                'to_currency', o.to_currency,
+                'from_amount', o.from_amount,
+                'to_amount', o.to_amount,
+                'rate', o.rate,
+                'status', o.status,
+                'rate_locked_until', o.rate_locked_until,
+                'payment_reference', o.payment_reference,
+                'received_amount', o.received_amount,
+                'created_at', o.created_at
+            )
+            order by o.created_at desc, o.id desc
+        ) as items
+    from (
+        select
+            x.id,
+            x.from_currency,
+            x.to_currency,
+            x.from_amount,
+            x.to_amount,
+            x.rate,
+            x.status::text as status,
+            x.rate_locked_until,
+            x.payment_reference,
+            x.received_amount,
+            x.created_at,
+            count(*) over () as total
+        from exchange_orders as x
+        where
+            x.user_id = me.id
+            and x.status in ('quoted', 'awaiting_payment', 'paid', 'underpaid')
+        order by x.created_at desc, x.id desc
+        limit 10
+    ) as o
+) as orders;
+
+-- name: exchange_history(telegram_id, before_at, before_id, page_size)
+-- Exchange history screen: the user's orders of every status, newest first,
+-- keyset-paged on (created_at, id): the rows before the cursor (all when
+-- before_at is null), page_size of them and one more, which only tells the
+-- caller that a next page exists. No rows for an unknown user.
+-- Indexes: users (telegram_id), exchange_orders_user.
+select
+    o.id,
+    o.from_currency,
+    o.to_currency,
+    o.from_amount,
+    o.to_amount,
+    o.market_rate,
+    o.markup_rate,
+    o.rate,
+    o.status::text as status,
+    o.rate_locked_until,
+    o.destination::text as destination,
+    o.payment_reference,
+    o.received_amount,
+    o.created_at,
+    o.completed_at
+from exchange_orders as o
+where
+    -- The user as a value, not a join: one index scan in index order, cut at
+    -- page_size + 1, however many orders the user has.
+    o.user_id = (
+        select u.id from users as u
+        where u.telegram_id = :telegram_id
+    )
+    -- No cursor: a bound past every row. One row comparison either way, so
+    -- it stays an index condition in a generic plan too.
+    and (o.created_at, o.id) < (
+        coalesce(:before_at::timestamptz, 'infinity'),
+        coalesce(:before_id::bigint, 9223372036854775807)
+    )
+order by o.created_at desc, o.id desc
+limit :page_size::integer + 1;
+
+-- name: exchange_test_same_instant(telegram_id)!
+-- tests: gives all of a user's exchange orders one created_at, to prove the
+-- history pages neither repeat nor skip rows that tie.
+-- Indexes: users (telegram_id), exchange_orders_user.
+update exchange_orders as o
+set created_at = date_trunc('second', now())
+from users as u
+where o.user_id = u.id and u.telegram_id = :telegram_id;

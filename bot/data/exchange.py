@@ -6,9 +6,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from bot.data.enums import ExchangeStatus
+from bot.data.contacts import SavedAddress, SavedBankAccount
+from bot.data.enums import DestinationKind, ExchangeStatus
 from bot.data.errors import refusal
+from bot.data.rows import PageCursor, keyset, moment, money, money_or_none
 from bot.db import queries
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -137,4 +140,220 @@ async def execute_exchange(conn, *, telegram_id: int, order_id: int) -> Exchange
         transfer_id=row["transfer_id"],
         from_available=row["from_balance"],
         to_available=row["to_balance"],
+    )
+
+
+# --- screens ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeWallet:
+    currency: str
+    kind: str  # "crypto" or "fiat"
+    decimals: int
+    available: Decimal
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ExchangeWallet:
+        return cls(
+            currency=d["currency"],
+            kind=d["kind"],
+            decimals=d["decimals"],
+            available=money(d["available"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """The newest stored rate of one leg: `base` priced in `quote` (BTC -> USD, USD -> NGN)."""
+
+    base: str
+    quote: str
+    rate: Decimal | None  # None: no rate stored yet
+    fetched_at: datetime | None
+    age_seconds: int | None
+    stale: bool  # older than the platform's rate_max_age_seconds, or missing: no quote now
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Rate:
+        return cls(
+            base=d["base"],
+            quote=d["quote"],
+            rate=money_or_none(d["rate"]),
+            fetched_at=moment(d["fetched_at"]),
+            age_seconds=d["age_seconds"],
+            stale=d["stale"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A direction users may exchange; limits are in the from-currency."""
+
+    from_currency: str
+    to_currency: str
+    markup_rate: Decimal
+    min_amount: Decimal
+    max_amount: Decimal
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Pair:
+        return cls(
+            from_currency=d["from_currency"],
+            to_currency=d["to_currency"],
+            markup_rate=money(d["markup_rate"]),
+            min_amount=money(d["min_amount"]),
+            max_amount=money(d["max_amount"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    id: int
+    from_currency: str
+    to_currency: str
+    from_amount: Decimal
+    to_amount: Decimal
+    rate: Decimal
+    status: ExchangeStatus
+    rate_locked_until: datetime
+    payment_reference: str | None
+    received_amount: Decimal | None
+    created_at: datetime
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> OpenOrder:
+        return cls(
+            id=d["id"],
+            from_currency=d["from_currency"],
+            to_currency=d["to_currency"],
+            from_amount=money(d["from_amount"]),
+            to_amount=money(d["to_amount"]),
+            rate=money(d["rate"]),
+            status=ExchangeStatus(d["status"]),
+            rate_locked_until=moment(d["rate_locked_until"]),
+            payment_reference=d["payment_reference"],
+            received_amount=money_or_none(d["received_amount"]),
+            created_at=moment(d["created_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeContext:
+    user_id: int
+    telegram_id: int
+    as_of: datetime  # the database's now: ages and lock times are measured against it
+    rate_lock_seconds: int
+    rate_max_age_seconds: int
+    wallets: tuple[ExchangeWallet, ...]  # ordered by currency
+    addresses: tuple[SavedAddress, ...]  # live, at most 20, most recently used first
+    bank_accounts: tuple[SavedBankAccount, ...]  # live, at most 20, most recently used first
+    rates: tuple[Rate, ...]  # every crypto -> USD, then USD -> NGN
+    pairs: tuple[Pair, ...]  # the enabled ones, by from- then to-currency
+    open_orders: tuple[OpenOrder, ...]  # at most 10, newest first
+    open_orders_count: int
+
+    def wallet(self, currency: str) -> ExchangeWallet | None:
+        return next((w for w in self.wallets if w.currency == currency), None)
+
+    def rate(self, base: str, quote: str) -> Rate | None:
+        return next((r for r in self.rates if (r.base, r.quote) == (base, quote)), None)
+
+    def pair(self, from_currency: str, to_currency: str) -> Pair | None:
+        wanted = (from_currency, to_currency)
+        return next((p for p in self.pairs if (p.from_currency, p.to_currency) == wanted), None)
+
+
+async def exchange_context(conn, *, telegram_id: int) -> ExchangeContext | None:
+    """Everything the exchange flows show, in one round trip; None for an unknown user.
+
+    Lists are bounded: 20 saved addresses and 20 bank accounts (most recently
+    used first), 10 open orders (newest first, with the full count).
+    """
+    row = await queries.exchange_context(conn, telegram_id=telegram_id)
+    if row is None:
+        return None
+    return ExchangeContext(
+        user_id=row["id"],
+        telegram_id=row["telegram_id"],
+        as_of=row["as_of"],
+        rate_lock_seconds=row["rate_lock_seconds"],
+        rate_max_age_seconds=row["rate_max_age_seconds"],
+        wallets=tuple(ExchangeWallet.from_json(w) for w in row["wallets"]),
+        addresses=tuple(SavedAddress.from_json(a) for a in row["addresses"]),
+        bank_accounts=tuple(SavedBankAccount.from_json(b) for b in row["bank_accounts"]),
+        rates=tuple(Rate.from_json(r) for r in row["rates"]),
+        pairs=tuple(Pair.from_json(p) for p in row["pairs"]),
+        open_orders=tuple(OpenOrder.from_json(o) for o in row["open_orders"]),
+        open_orders_count=row["open_orders_count"],
+    )
+
+
+MAX_PAGE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeOrder:
+    id: int
+    from_currency: str
+    to_currency: str
+    from_amount: Decimal
+    to_amount: Decimal
+    market_rate: Decimal
+    markup_rate: Decimal
+    rate: Decimal
+    status: ExchangeStatus
+    rate_locked_until: datetime
+    destination: DestinationKind
+    payment_reference: str | None
+    received_amount: Decimal | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangePage:
+    orders: tuple[ExchangeOrder, ...]  # newest first, at most the page size
+    next_before: PageCursor | None  # where the next page starts; None on the last page
+
+
+async def exchange_history(
+    conn, *, telegram_id: int, before: PageCursor | None = None, limit: int = 10
+) -> ExchangePage:
+    """One page of the user's exchange orders, newest first, in one round trip.
+
+    `limit` is kept between 1 and 50. Pass the page's `next_before` as `before`
+    for the next one. An unknown user has an empty page.
+    """
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = [
+        r
+        async for r in queries.exchange_history(
+            conn, telegram_id=telegram_id, page_size=limit, **keyset(before)
+        )
+    ]
+    orders = tuple(
+        ExchangeOrder(
+            id=r["id"],
+            from_currency=r["from_currency"],
+            to_currency=r["to_currency"],
+            from_amount=r["from_amount"],
+            to_amount=r["to_amount"],
+            market_rate=r["market_rate"],
+            markup_rate=r["markup_rate"],
+            rate=r["rate"],
+            status=ExchangeStatus(r["status"]),
+            rate_locked_until=r["rate_locked_until"],
+            destination=DestinationKind(r["destination"]),
+            payment_reference=r["payment_reference"],
+            received_amount=r["received_amount"],
+            created_at=r["created_at"],
+            completed_at=r["completed_at"],
+        )
+        for r in rows[:limit]
+    )
+    more = len(rows) > limit
+    return ExchangePage(
+        orders=orders,
+        next_before=PageCursor(orders[-1].created_at, orders[-1].id) if more else None,
     )
