@@ -24,3 +24,17 @@ order by filename;
 -- Migration runner: one file applied.
 insert into schema_migrations (filename, checksum)
 values (:filename, :checksum);
+
+-- name: schema_enum_labels()
+-- tests: every enum type with its labels in order, to compare with the
+-- Python mirrors in bot/data/enums.py.
+select
+    t.typname,
+    array_agg(e.enumlabel order by e.enumsortorder) as labels
+from pg_type as t
+inner join pg_enum as e on t.oid = e.enumtypid
+group by t.typname;
+
+-- name: schema_relation(relation_name)$
+-- tests: the table of that name, or null when it does not exist.
+select to_regclass(:relation_name)::text as relation;

@@ -47,7 +47,7 @@ async def test_an_edited_applied_migration_is_refused(empty_database, tmp_path):
     with pytest.raises(db.MigrationError, match=r"0002_trading\.sql"):
         await db.migrate(empty_database, tmp_path)
     # Nothing after the refusal ran.
-    assert await empty_database.fetchval("select to_regclass('not_applied')") is None
+    assert await db.queries.schema_relation(empty_database, relation_name="not_applied") is None
 
 
 async def test_every_named_query_prepares_against_the_schema(conn):
@@ -62,11 +62,7 @@ async def test_every_named_query_prepares_against_the_schema(conn):
 
 
 async def test_python_enums_mirror_the_schema(conn):
-    rows = await conn.fetch(
-        "select t.typname, array_agg(e.enumlabel order by e.enumsortorder) as labels"
-        " from pg_type t join pg_enum e on e.enumtypid = t.oid group by t.typname"
-    )
-    in_schema = {r["typname"]: r["labels"] for r in rows}
+    in_schema = {r["typname"]: r["labels"] async for r in db.queries.schema_enum_labels(conn)}
     assert set(in_schema) == set(PG_ENUMS)
     for typname, enum in PG_ENUMS.items():
         assert [m.value for m in enum] == in_schema[typname], typname
