@@ -330,8 +330,7 @@ async def explain(url: str, name: str, values: dict[str, Any]) -> dict[str, Any]
     ],
 )
 async def test_a_screen_reads_no_big_table_sequentially(scale, name, params):
-    if name not in db.queries.available_queries:
-        pytest.skip(f"{name} is not in bot.db.queries yet")
+    assert name in db.queries.available_queries, f"no screen query named {name}"
     query = getattr(db.queries, name)
     values = params(scale.sample)
     unbound = [p for p in query.parameters if p not in values]
