@@ -60,8 +60,6 @@ async def rate_trade(
 
 # --- the rating summary screen ----------------------------------------------------------
 
-LATEST_REVIEWS = 5  # how many reviews the summary carries (the query's limit)
-
 
 @dataclass(frozen=True, slots=True)
 class Review:
