@@ -1292,7 +1292,12 @@ cross join
     lateral (
         select
             json_agg(
-                json_build_object('currency', w.currency, 'available', w.available, 'held', w.held)
+                json_build_object(
+                    'currency', w.currency,
+                    'decimals', c.decimals,
+                    'available', w.available,
+                    'held', w.held
+                )
                 order by c.sort_order, c.code
             ) as items
         from wallets as w

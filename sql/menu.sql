@@ -2,7 +2,7 @@
 
 -- name: menu_context(telegram_id)^
 -- Main menu screen: display name (first name, else username); onboarding
--- step and whether it is complete; whether the user is an admin; every
+-- step and whether it is complete; whether the user is an admin or blocked; every
 -- wallet holding something (available or held not zero), in currency
 -- order; counts of active escrows (as buyer or seller: awaiting payment,
 -- funded, accepted, delivered or disputed), of escrows waiting on this user
@@ -21,7 +21,8 @@ me as (
         coalesce(nullif(first_name, ''), username, '') as display_name,
         onboarding::text as onboarding,
         onboarding = 'complete' as onboarding_complete,
-        is_admin
+        is_admin,
+        is_blocked
     from users
     where telegram_id = :telegram_id
 )
@@ -48,10 +49,16 @@ cross join
     lateral (
         select
             json_agg(
-                json_build_object('currency', w.currency, 'available', w.available, 'held', w.held)
+                json_build_object(
+                    'currency', w.currency,
+                    'decimals', c.decimals,
+                    'available', w.available,
+                    'held', w.held
+                )
                 order by w.currency
             ) as items
         from wallets as w
+        inner join currencies as c on w.currency = c.code
         where w.user_id = me.id and (w.available <> 0 or w.held <> 0)
     ) as balances
 cross join

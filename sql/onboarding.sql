@@ -418,12 +418,14 @@ cross join
             json_agg(
                 json_build_object(
                     'currency', w.currency,
+                    'decimals', c.decimals,
                     'available', w.available,
                     'held', w.held
                 )
                 order by w.currency
             ) as items
         from wallets as w
+        inner join currencies as c on w.currency = c.code
         where w.user_id = me.id
     ) as balances;
 

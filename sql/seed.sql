@@ -160,6 +160,12 @@ update users
 set is_admin = true
 where telegram_id = :telegram_id;
 
+-- name: seed_block(telegram_id)!
+-- Demo and tests: block a user (what an admin does from the console).
+update users
+set is_blocked = true
+where telegram_id = :telegram_id;
+
 -- name: seed_set_referrer(telegram_id, referrer_telegram_id)!
 -- Demo and tests: record who brought a user in.
 update users

@@ -112,3 +112,47 @@ def server_dsn(postgresql_server):
         return dsn(s.host, s.port, s.user, dbname, s.password)
 
     return make
+
+
+# --- the bot, offline ---------------------------------------------------------
+
+ADMIN_ID = 9_000_000_001
+
+
+@pytest.fixture
+def telegram():
+    """Telegram's servers, in-process: records what the bot sends."""
+    from bot.offline import FakeTelegram
+
+    return FakeTelegram()
+
+
+@pytest.fixture
+async def bot(pool, telegram):
+    """The real `Application` with every handler, on this test's database and the fake
+    Telegram; ADMIN_ID is its configured admin."""
+    from bot.app import build_application
+    from bot.handlers.ui import Settings
+
+    app = build_application(
+        token="123456:TEST",
+        settings=Settings(admin_ids=frozenset({ADMIN_ID})),
+        pool=pool,
+        request=telegram,
+    )
+    await app.initialize()
+    try:
+        yield app
+    finally:
+        await app.shutdown()
+
+
+@pytest.fixture
+def chat(bot, telegram):
+    """`chat(telegram_id, first_name=..., username=...)`: a user talking to the bot."""
+    from bot.offline import Chat
+
+    def make(telegram_id: int, first_name: str = "Tester", username: str | None = None) -> Chat:
+        return Chat(bot, telegram, telegram_id, first_name, username)
+
+    return make

@@ -79,6 +79,10 @@ async def make_admin(conn, telegram_id: int) -> None:
     await queries.seed_make_admin(conn, telegram_id=telegram_id)
 
 
+async def block(conn, telegram_id: int) -> None:
+    await queries.seed_block(conn, telegram_id=telegram_id)
+
+
 async def set_referrer(conn, telegram_id: int, referrer_telegram_id: int) -> None:
     await queries.seed_set_referrer(
         conn, telegram_id=telegram_id, referrer_telegram_id=referrer_telegram_id

@@ -125,8 +125,8 @@ async def test_the_menu_counts_each_users_own_rows_in_one_round_trip(conn):
     assert bola.onboarding is OnboardingStep.COMPLETE and bola.onboarding_complete
     # Six escrows paid 10.5 each; one came back; 51 held for the cashout in flight.
     assert bola.balances == (
-        WalletBalance("BTC", D("0.5"), D("0")),
-        WalletBalance("USDT", D("1000") - 5 * D("10.5") - D("51"), D("51")),
+        WalletBalance("BTC", 8, D("0.5"), D("0")),
+        WalletBalance("USDT", 6, D("1000") - 5 * D("10.5") - D("51"), D("51")),
     )
     assert bola.active_escrows == 6  # awaiting payment (2), funded, accepted, delivered, disputed
     assert bola.waiting_on_me == 3  # two to pay, one to release
@@ -140,12 +140,12 @@ async def test_the_menu_counts_each_users_own_rows_in_one_round_trip(conn):
     assert sade.open_disputes == 1
     assert (sade.unread_support_replies, sade.cashouts_in_flight) == (0, 0)
     # One release, the fee paid by the buyer.
-    assert sade.balances == (WalletBalance("USDT", D("10"), D("0")),)
+    assert sade.balances == (WalletBalance("USDT", 6, D("10"), D("0")),)
 
     tunde = await menu_context(conn, telegram_id=STRANGER)
     assert (tunde.active_escrows, tunde.waiting_on_me, tunde.open_disputes) == (1, 0, 0)
     assert (tunde.unread_support_replies, tunde.cashouts_in_flight) == (1, 0)
-    assert tunde.balances == (WalletBalance("USDT", D("89.5"), D("0")),)
+    assert tunde.balances == (WalletBalance("USDT", 6, D("89.5"), D("0")),)
 
     admin = await menu_context(conn, telegram_id=ADMIN)
     assert admin.is_admin

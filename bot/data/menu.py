@@ -17,6 +17,7 @@ class MenuContext:
     onboarding: OnboardingStep
     onboarding_complete: bool
     is_admin: bool
+    is_blocked: bool
     balances: tuple[WalletBalance, ...]  # wallets holding something, by currency
     active_escrows: int  # as buyer or seller, not yet closed
     waiting_on_me: int  # escrows whose next step is this user's
@@ -37,6 +38,7 @@ async def menu_context(conn, *, telegram_id: int) -> MenuContext | None:
         onboarding=OnboardingStep(row["onboarding"]),
         onboarding_complete=row["onboarding_complete"],
         is_admin=row["is_admin"],
+        is_blocked=row["is_blocked"],
         balances=tuple(WalletBalance.from_json(b) for b in row["balances"]),
         active_escrows=row["active_escrows"],
         waiting_on_me=row["waiting_on_me"],

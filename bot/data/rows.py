@@ -41,12 +41,18 @@ class WalletBalance:
     """One wallet as lists of balances show it."""
 
     currency: str
+    decimals: int  # the currency's precision, for display
     available: Decimal
     held: Decimal  # set aside for cashouts in flight
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> WalletBalance:
-        return cls(currency=d["currency"], available=money(d["available"]), held=money(d["held"]))
+        return cls(
+            currency=d["currency"],
+            decimals=d["decimals"],
+            available=money(d["available"]),
+            held=money(d["held"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,3 +33,7 @@ def render_wallet(ctx: WalletContext) -> str:
 def _decimals(ctx: WalletContext, currency: str) -> int:
     wallet = ctx.wallet(currency)
     return wallet.decimals if wallet else 2
+
+
+def handlers() -> list:
+    return []

@@ -1,0 +1,107 @@
+"""Wiring: the python-telegram-bot `Application` with every area's handlers and the pool."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+
+import asyncpg
+from telegram import Update
+from telegram.ext import Application, ApplicationBuilder, BaseHandler
+from telegram.request import BaseRequest
+
+from bot import db
+from bot.handlers import (
+    admin,
+    contacts,
+    dispute,
+    escrow,
+    exchange,
+    history,
+    menu,
+    onboarding,
+    referral,
+    support,
+    wallet,
+)
+from bot.handlers.ui import Context, Settings, fit
+
+log = logging.getLogger(__name__)
+
+# Each area module answers its handlers; every handler gets a group of its own, so
+# opening one flow (a command, a button) also ends whichever flow was open.
+AREAS = (onboarding, menu, wallet, exchange, escrow, dispute, support, contacts, referral,
+         history, admin)  # fmt: skip
+
+SOMETHING_WRONG = "Something went wrong on our side; nothing was changed. Please try again."
+
+
+class ConfigError(Exception):
+    """The bot cannot start with this configuration."""
+
+
+def admin_ids_from_env() -> frozenset[int]:
+    raw = os.environ.get("LOCKBAY_ADMIN_IDS", "")
+    try:
+        return frozenset(int(part) for part in raw.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ConfigError(f"LOCKBAY_ADMIN_IDS must be Telegram ids separated by commas: {raw!r}")
+
+
+def token_from_env() -> str:
+    token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+    if not token:
+        raise ConfigError(
+            "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and export its token."
+        )
+    return token
+
+
+def all_handlers() -> Iterable[BaseHandler]:
+    for area in AREAS:
+        yield from area.handlers()
+
+
+async def _on_error(update: object, context: Context) -> None:
+    """Log it, keep it for the offline driver, and tell the user plainly."""
+    log.error("handler failed", exc_info=context.error)
+    context.bot_data.setdefault("errors", []).append(context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await context.bot.send_message(update.effective_chat.id, fit(SOMETHING_WRONG))
+        except Exception:  # the user may have blocked the bot; the log has it
+            log.warning("could not tell the user about the failure", exc_info=True)
+
+
+def build_application(
+    *,
+    token: str,
+    settings: Settings,
+    pool: asyncpg.Pool | None = None,
+    database_url: str | None = None,
+    request: BaseRequest | None = None,
+) -> Application:
+    """The bot. With `pool`, it uses that pool (tests, the demo); else it opens one at start."""
+
+    async def open_pool(app: Application) -> None:
+        if "pool" not in app.bot_data:
+            dsn = database_url or db.database_url()
+            app.bot_data["pool"] = await db.create_pool(dsn)
+            app.bot_data["own_pool"] = True
+
+    async def close_pool(app: Application) -> None:
+        if app.bot_data.pop("own_pool", False):
+            await app.bot_data.pop("pool").close()
+
+    builder = ApplicationBuilder().token(token).post_init(open_pool).post_shutdown(close_pool)
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request).updater(None)
+    app = builder.build()
+    app.bot_data["settings"] = settings
+    if pool is not None:
+        app.bot_data["pool"] = pool
+    for group, handler in enumerate(all_handlers()):
+        app.add_handler(handler, group=group)
+    app.add_error_handler(_on_error)
+    return app

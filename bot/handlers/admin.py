@@ -1,0 +1,9 @@
+"""admin handlers."""
+
+from __future__ import annotations
+
+from telegram.ext import BaseHandler
+
+
+def handlers() -> list[BaseHandler]:
+    return []

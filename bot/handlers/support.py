@@ -1,0 +1,9 @@
+"""support handlers."""
+
+from __future__ import annotations
+
+from telegram.ext import BaseHandler
+
+
+def handlers() -> list[BaseHandler]:
+    return []
