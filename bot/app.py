@@ -46,7 +46,9 @@ def admin_ids_from_env() -> frozenset[int]:
     try:
         return frozenset(int(part) for part in raw.replace(" ", "").split(",") if part)
     except ValueError:
-        raise ConfigError(f"LOCKBAY_ADMIN_IDS must be Telegram ids separated by commas: {raw!r}")
+        raise ConfigError(
+            f"LOCKBAY_ADMIN_IDS must be Telegram ids separated by commas: {raw!r}"
+        ) from None
 
 
 def token_from_env() -> str:

@@ -164,7 +164,7 @@ class FakeTelegram(BaseRequest):
             return 400, _answer_error(400, f"Bad Request: {e}")
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
-    def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
             "id": BOT_ID,
             "is_bot": True,
@@ -175,7 +175,7 @@ class FakeTelegram(BaseRequest):
             "supports_inline_queries": False,
         }
 
-    def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         text = _check_text(params["text"], params.get("parse_mode"))
         sent = Sent(
             chat_id=int(params["chat_id"]),
@@ -186,7 +186,7 @@ class FakeTelegram(BaseRequest):
         self.messages[(sent.chat_id, sent.message_id)] = sent
         return _message_json(sent)
 
-    def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         key = (int(params["chat_id"]), int(params["message_id"]))
         sent = self.messages.get(key)
         if sent is None:
@@ -199,7 +199,7 @@ class FakeTelegram(BaseRequest):
         sent.edits += 1
         return _message_json(sent)
 
-    def _editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
         sent = self.messages[(int(params["chat_id"]), int(params["message_id"]))]
         sent.buttons = _check_keyboard(params.get("reply_markup"))
         return _message_json(sent)
