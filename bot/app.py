@@ -21,6 +21,7 @@ from bot.handlers import (
     history,
     menu,
     onboarding,
+    rating,
     referral,
     support,
     wallet,
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 
 # Each area module answers its handlers; every handler gets a group of its own, so
 # opening one flow (a command, a button) also ends whichever flow was open.
-AREAS = (onboarding, menu, wallet, exchange, escrow, dispute, support, contacts, referral,
-         history, admin)  # fmt: skip
+AREAS = (onboarding, menu, wallet, exchange, escrow, dispute, rating, support, contacts,
+         referral, history, admin)  # fmt: skip
 
 SOMETHING_WRONG = "Something went wrong on our side; nothing was changed. Please try again."
 
