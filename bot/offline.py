@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from typing import Any
 
@@ -345,8 +345,9 @@ class Chat:
         errors = self.app.bot_data.get("errors", [])
         if self.strict and errors:
             raise errors.pop()
+        # Snapshots: a later edit must not change what this step showed.
         replies = [
-            sent
+            replace(sent, buttons=[list(row) for row in sent.buttons])
             for key, sent in sorted(self.telegram.messages.items())
             if key[0] == self.id and before.get(key) != (sent.text, sent.edits)
         ]

@@ -141,9 +141,11 @@ async def bot(pool, telegram):
         request=telegram,
     )
     await app.initialize()
+    await app.start()  # the job queue, for conversation timeouts
     try:
         yield app
     finally:
+        await app.stop()
         await app.shutdown()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot import cache
 
@@ -151,38 +153,42 @@ async def cancel(update: Update, context: Context) -> int:
     return END
 
 
-async def _leave(update: Update, context: Context) -> int:
-    """Another command or another screen's button: this flow ends quietly.
-
-    The update is also seen by the other flows' handler groups, so the flow the
-    user asked for opens there.
-    """
-    cache.drop(context.user_data)
-    return END
-
-
-async def _timed_out(update: Update, context: Context) -> None:
-    cache.drop(context.user_data)
-
-
 def flow(
     name: str,
     entry_points: list[BaseHandler],
     states: dict[object, list[BaseHandler]],
 ) -> ConversationHandler:
-    """One multi-step flow: named states, /cancel, timeout, and leaving for another flow."""
-    return ConversationHandler(
-        entry_points=entry_points,
-        states={**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, _timed_out)]},
-        fallbacks=[
-            CommandHandler("cancel", cancel),
-            MessageHandler(filters.COMMAND, _leave),
-            CallbackQueryHandler(_leave),
-        ],
-        allow_reentry=True,
-        conversation_timeout=FLOW_TIMEOUT_SECONDS,
-        name=name,
-    )
+    """One multi-step flow: named states, /cancel, timeout, and leaving for another flow.
+
+    `name` is also the flow's key in the cache (bot.cache): leaving or timing out
+    drops this flow's context only, never the one another flow just opened.
+    """
+
+    async def leave(update: Update, context: Context) -> int:
+        # Another command or another screen's button: this flow ends quietly. The
+        # update is also seen by the other handler groups, so what the user asked
+        # for opens there.
+        cache.drop(context.user_data, name)
+        return END
+
+    async def timed_out(update: Update, context: Context) -> None:
+        cache.drop(context.user_data, name)
+
+    with warnings.catch_warnings():
+        # Buttons are tracked per user and chat, on purpose: a flow spans several messages.
+        warnings.filterwarnings("ignore", message=".*per_message=False", category=PTBUserWarning)
+        return ConversationHandler(
+            entry_points=entry_points,
+            states={**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)]},
+            fallbacks=[
+                CommandHandler("cancel", cancel),
+                MessageHandler(filters.COMMAND, leave),
+                CallbackQueryHandler(leave),
+            ],
+            allow_reentry=True,
+            conversation_timeout=FLOW_TIMEOUT_SECONDS,
+            name=name,
+        )
 
 
 Handler = Callable[[Update, Context], Awaitable[Any]]
