@@ -339,7 +339,7 @@ where u.telegram_id = :telegram_id;
 
 -- name: exchange_context(telegram_id)^
 -- Exchange screen (and the exchange flows' context, kept for their steps):
--- the user; every wallet in currency order with its available balance; live
+-- the user (blocked? onboarded?); every wallet in currency order with its available balance; live
 -- saved addresses and bank accounts (20 each, most recently used first); the
 -- newest rate of every crypto -> USD and of USD -> each fiat currency, with
 -- its time, its age in seconds and whether it is older than
@@ -363,7 +363,9 @@ settings as (
 me as (
     select
         id,
-        telegram_id
+        telegram_id,
+        is_blocked,
+        onboarding = 'complete' as onboarding_complete
     from users
     where telegram_id = :telegram_id
 ),
@@ -413,6 +415,8 @@ rates as (
 select
     me.id,
     me.telegram_id,
+    me.is_blocked,
+    me.onboarding_complete,
     now() as as_of,
     settings.rate_lock_seconds,
     settings.rate_max_age_seconds,
@@ -567,40 +571,54 @@ cross join lateral (
 -- Exchange history screen: the user's orders of every status, newest first,
 -- keyset-paged on (created_at, id): the rows before the cursor (all when
 -- before_at is null), page_size of them and one more, which only tells the
--- caller that a next page exists. No rows for an unknown user.
--- Indexes: users (telegram_id), exchange_orders_user.
+-- caller that a next page exists; with each side's decimals, for display.
+-- No rows for an unknown user.
+-- Indexes: users (telegram_id), exchange_orders_user, currencies pkey.
+with
+page as (
+    select
+        o.id,
+        o.from_currency,
+        o.to_currency,
+        o.from_amount,
+        o.to_amount,
+        o.market_rate,
+        o.markup_rate,
+        o.rate,
+        o.status::text as status,
+        o.rate_locked_until,
+        o.destination::text as destination,
+        o.payment_reference,
+        o.received_amount,
+        o.created_at,
+        o.completed_at
+    from exchange_orders as o
+    where
+        -- The user as a value, not a join: one index scan in index order, cut at
+        -- page_size + 1, however many orders the user has.
+        o.user_id = (
+            select u.id from users as u
+            where u.telegram_id = :telegram_id
+        )
+        -- No cursor: a bound past every row. One row comparison either way, so
+        -- it stays an index condition in a generic plan too.
+        and (o.created_at, o.id) < (
+            coalesce(:before_at::timestamptz, 'infinity'),
+            coalesce(:before_id::bigint, 9223372036854775807)
+        )
+    order by o.created_at desc, o.id desc
+    limit :page_size::integer + 1
+)
+
+-- The currencies only for the rows of the page.
 select
-    o.id,
-    o.from_currency,
-    o.to_currency,
-    o.from_amount,
-    o.to_amount,
-    o.market_rate,
-    o.markup_rate,
-    o.rate,
-    o.status::text as status,
-    o.rate_locked_until,
-    o.destination::text as destination,
-    o.payment_reference,
-    o.received_amount,
-    o.created_at,
-    o.completed_at
-from exchange_orders as o
-where
-    -- The user as a value, not a join: one index scan in index order, cut at
-    -- page_size + 1, however many orders the user has.
-    o.user_id = (
-        select u.id from users as u
-        where u.telegram_id = :telegram_id
-    )
-    -- No cursor: a bound past every row. One row comparison either way, so
-    -- it stays an index condition in a generic plan too.
-    and (o.created_at, o.id) < (
-        coalesce(:before_at::timestamptz, 'infinity'),
-        coalesce(:before_id::bigint, 9223372036854775807)
-    )
-order by o.created_at desc, o.id desc
-limit :page_size::integer + 1;
+    page.*,
+    fc.decimals as from_decimals,
+    tc.decimals as to_decimals
+from page
+inner join currencies as fc on page.from_currency = fc.code
+inner join currencies as tc on page.to_currency = tc.code
+order by page.created_at desc, page.id desc;
 
 -- name: exchange_test_same_instant(telegram_id)!
 -- tests: gives all of a user's exchange orders one created_at, to prove the
@@ -610,3 +628,23 @@ update exchange_orders as o
 set created_at = date_trunc('second', now())
 from users as u
 where o.user_id = u.id and u.telegram_id = :telegram_id;
+
+-- name: exchange_test_transfers(order_id)$
+-- tests: how many ledger transfers an exchange order has posted.
+-- Index: none needed at test sizes (ledger_transfers is scanned).
+select count(*) as transfers
+from ledger_transfers
+where exchange_order_id = :order_id;
+
+-- name: exchange_test_lapse_lock(order_id)!
+-- tests: lets a quoted order's rate lock run out now, as the clock would.
+-- Index: exchange_orders pkey.
+update exchange_orders
+set rate_locked_until = now() - interval '1 second'
+where id = :order_id;
+
+-- name: exchange_test_age_rates(seconds)!
+-- tests: moves every stored rate seconds into the past, as time passing would.
+-- Index: none needed at test sizes (exchange_rates is scanned).
+update exchange_rates
+set fetched_at = fetched_at - :seconds::integer * interval '1 second';

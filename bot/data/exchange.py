@@ -242,6 +242,8 @@ class OpenOrder:
 class ExchangeContext:
     user_id: int
     telegram_id: int
+    is_blocked: bool
+    onboarding_complete: bool
     as_of: datetime  # the database's now: ages and lock times are measured against it
     rate_lock_seconds: int
     rate_max_age_seconds: int
@@ -276,6 +278,8 @@ async def exchange_context(conn, *, telegram_id: int) -> ExchangeContext | None:
     return ExchangeContext(
         user_id=row["id"],
         telegram_id=row["telegram_id"],
+        is_blocked=row["is_blocked"],
+        onboarding_complete=row["onboarding_complete"],
         as_of=row["as_of"],
         rate_lock_seconds=row["rate_lock_seconds"],
         rate_max_age_seconds=row["rate_max_age_seconds"],
@@ -309,6 +313,8 @@ class ExchangeOrder:
     received_amount: Decimal | None
     created_at: datetime
     completed_at: datetime | None
+    from_decimals: int  # each side's precision, for display
+    to_decimals: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +355,8 @@ async def exchange_history(
             received_amount=r["received_amount"],
             created_at=r["created_at"],
             completed_at=r["completed_at"],
+            from_decimals=r["from_decimals"],
+            to_decimals=r["to_decimals"],
         )
         for r in rows[:limit]
     )
