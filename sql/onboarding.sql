@@ -5,10 +5,12 @@
 -- wallets trigger opens their ledger accounts), links the referrer whose
 -- code was given (any case; unknown codes are ignored) and the escrows that
 -- invited this username before the account existed. An existing user is
--- returned untouched with created false. No row when a concurrent
--- registration won the insert, which this statement cannot see: ask again.
+-- returned untouched with created false, with whether they are blocked and
+-- their pending e-mail code, so that /start resumes at their step with this
+-- one statement. No row when a concurrent registration won the insert,
+-- which this statement cannot see: ask again.
 -- Indexes: users (telegram_id), users_username_lower,
--- users_referral_code_upper, escrows_invited.
+-- users_referral_code_upper, escrows_invited, email_verifications_user.
 with
 existing as (
     select
@@ -17,7 +19,8 @@ existing as (
         referrer_id,
         -- Enums travel as text: no type introspection on a fresh connection.
         onboarding::text as onboarding,
-        referral_code
+        referral_code,
+        is_blocked
     from users
     where telegram_id = :telegram_id
 ),
@@ -77,7 +80,12 @@ select
     new_user.onboarding,
     new_user.referral_code,
     true as created,
-    (select count(*) from invited) as invited_escrows
+    (select count(*) from invited) as invited_escrows,
+    false as is_blocked,
+    null::text as pending_email,
+    null::timestamptz as pending_expires_at,
+    null::integer as pending_attempts_left,
+    null::boolean as pending_expired
 from new_user
 union all
 select
@@ -87,8 +95,28 @@ select
     existing.onboarding,
     existing.referral_code,
     false as created,
-    0 as invited_escrows
-from existing;
+    0 as invited_escrows,
+    existing.is_blocked,
+    pending.email as pending_email,
+    pending.expires_at as pending_expires_at,
+    pending.attempts_left as pending_attempts_left,
+    pending.expired as pending_expired
+from existing
+left join
+    lateral (
+        -- Only the latest code counts, while not verified.
+        select
+            v.email,
+            v.expires_at,
+            v.attempts_left,
+            v.verified_at,
+            v.expires_at <= now() as expired
+        from email_verifications as v
+        where v.user_id = existing.id
+        order by v.created_at desc, v.id desc
+        limit 1
+    ) as pending
+    on pending.verified_at is null;
 
 -- name: onboarding_start_email_verification(telegram_id, email, otp_hash)^
 -- E-mail step (movement): stores a new code's hash with its expiry and
@@ -161,49 +189,87 @@ select
 from checked
 left join verification on true;
 
--- name: onboarding_lock_verification(telegram_id)^
--- OTP step (movement, first statement of its transaction): the user's latest
--- verification, locked, with whether it expired and whether another account
--- took its address meanwhile. No row when the user never asked for a code.
+-- name: onboarding_spend_attempt(telegram_id)^
+-- OTP step (movement, the first of at most two): the user's latest
+-- verification, locked, with one attempt spent before the code is compared
+-- (in Python, against the salted hash returned here), so that guesses sent
+-- in parallel never get more tries than the limit. Nothing is spent when
+-- the code was verified, expired or used up, or when another account took
+-- its address meanwhile. Outcome not_found, expired, exhausted, taken or ok
+-- (then attempts_left is what remains after this try).
 -- Indexes: users (telegram_id), email_verifications_user.
-select
-    u.id as user_id,
-    v.id as verification_id,
-    v.email,
-    v.otp_hash,
-    v.attempts_left,
-    v.verified_at is not null as verified,
-    v.expires_at <= now() as expired,
-    exists(
-        select 1 from users as o
-        where lower(o.email) = v.email and o.id <> u.id
-    ) as email_taken
-from users as u
-inner join email_verifications as v on u.id = v.user_id
-where u.telegram_id = :telegram_id
-order by v.created_at desc, v.id desc
-limit 1
-for update of v;
+with
+asked as (
+    select :telegram_id::bigint as telegram_id
+),
 
--- name: onboarding_spend_attempt(verification_id)$
--- OTP step (movement, inside its transaction): a wrong code costs one
--- attempt; returns the attempts left.
--- Index: email_verifications primary key.
-update email_verifications
-set attempts_left = attempts_left - 1
-where id = :verification_id and verified_at is null and attempts_left > 0
-returning attempts_left;
+latest as (
+    select
+        u.telegram_id,
+        v.id,
+        v.email,
+        v.otp_hash,
+        v.attempts_left,
+        v.verified_at is not null as verified,
+        v.expires_at <= now() as expired,
+        exists(
+            select 1 from users as o
+            where lower(o.email) = v.email and o.id <> u.id
+        ) as email_taken
+    from users as u
+    inner join email_verifications as v on u.id = v.user_id
+    where u.telegram_id = :telegram_id
+    order by v.created_at desc, v.id desc
+    limit 1
+    for update of v
+),
+
+checked as (
+    select
+        latest.id,
+        latest.email,
+        latest.otp_hash,
+        case
+            when latest.id is null or latest.verified then 'not_found'
+            when latest.expired then 'expired'
+            when latest.attempts_left <= 0 then 'exhausted'
+            when latest.email_taken then 'taken'
+            else 'ok'
+        end as outcome
+    from asked
+    left join latest on asked.telegram_id = latest.telegram_id
+),
+
+spent as (
+    update email_verifications as v
+    set attempts_left = v.attempts_left - 1
+    from checked
+    where v.id = checked.id and checked.outcome = 'ok' and v.attempts_left > 0
+    returning v.attempts_left
+)
+
+select
+    checked.outcome,
+    checked.id as verification_id,
+    checked.email,
+    checked.otp_hash,
+    spent.attempts_left
+from checked
+left join spent on true;
 
 -- name: onboarding_confirm_email(verification_id)^
--- OTP step (movement, inside its transaction): the right code verifies the
--- address, moves onboarding to awaiting_terms (a completed user stays
--- complete) and links the escrows that invited this address, except the
--- user's own.
+-- OTP step (movement, after onboarding_spend_attempt found the right code):
+-- verifies the address and gives back the attempt the right code spent,
+-- moves onboarding to awaiting_terms (a completed user stays complete) and
+-- links the escrows that invited this address, except the user's own. No
+-- row when a parallel try verified it first.
 -- Indexes: email_verifications primary key, users primary key, escrows_invited.
 with
 verification as (
     update email_verifications
-    set verified_at = now()
+    set
+        verified_at = now(),
+        attempts_left = attempts_left + 1
     where id = :verification_id and verified_at is null
     returning user_id, email, attempts_left
 ),
@@ -365,10 +431,11 @@ where
     and v.verified_at is null;
 
 -- name: onboarding_context(telegram_id)^
--- Onboarding screen (/start and each sign-up step): the user; whether the
--- e-mail and the phone are verified and onboarding is complete; the pending
--- e-mail verification (the latest one, while not verified) with its expiry
--- and attempts left; every wallet in currency order (one per currency).
+-- Onboarding screen (/start and each sign-up step): the user (blocked or
+-- not); whether the e-mail and the phone are verified and onboarding is
+-- complete; the pending e-mail verification (the latest one, while not
+-- verified) with its expiry and attempts left; every wallet in currency
+-- order (one per currency).
 -- No row when the user is unknown.
 -- Indexes: users (telegram_id), email_verifications_user (the latest one),
 -- wallets_one_per_currency.
@@ -384,7 +451,8 @@ me as (
         referral_code,
         email_verified_at is not null as email_verified,
         phone_verified_at is not null as phone_verified,
-        onboarding = 'complete' as onboarding_complete
+        onboarding = 'complete' as onboarding_complete,
+        is_blocked
     from users
     where telegram_id = :telegram_id
 )

@@ -79,9 +79,11 @@ left join ticket on true;
 -- name: support_post_message(ticket_id, telegram_id, body)^
 -- Support chat (movement): a message from the ticket's owner or an admin.
 -- An admin's reply marks the ticket answered (and takes it if nobody has);
--- the owner's message reopens it and marks the admin replies read. Outcome
--- not_found, not_a_party, wrong_status, invalid or ok.
--- Indexes: support_tickets primary key, users (telegram_id), support_messages_unread.
+-- the owner's message reopens it and marks the admin replies read. Answers
+-- the ticket's subject and its owner's Telegram id, for the notification.
+-- Outcome not_found, not_a_party, wrong_status, invalid or ok.
+-- Indexes: support_tickets primary key, users (telegram_id), users primary
+-- key, support_messages_unread.
 with
 asked as (
     select
@@ -93,6 +95,7 @@ ticket as (
     select
         id,
         user_id,
+        subject,
         status
     from support_tickets
     where id = :ticket_id
@@ -111,6 +114,8 @@ sender as (
 checked as (
     select
         ticket.id as ticket_id,
+        ticket.user_id as owner_id,
+        ticket.subject,
         ticket.status,
         sender.id as sender_id,
         -- The owner speaks as the owner, even when an admin.
@@ -172,10 +177,13 @@ select
     message.from_admin,
     message.body,
     message.created_at,
-    moved.status::text as new_status
+    moved.status::text as new_status,
+    checked.subject,
+    ticket_owner.telegram_id as owner_telegram_id
 from checked
 left join message on true
-left join moved on true;
+left join moved on true
+left join users as ticket_owner on checked.owner_id = ticket_owner.id;
 
 -- name: support_close_ticket(ticket_id, telegram_id)^
 -- Support screen (movement): the owner or an admin closes the ticket.
@@ -282,8 +290,9 @@ left join support_messages as m on t.id = m.ticket_id
 where u.telegram_id = :telegram_id;
 
 -- name: support_context(telegram_id)^
--- Support screen: the user and their display name (first name, else
--- username); the ticket that is not closed, if any; its 20 latest
+-- Support screen: the user, their display name (first name, else
+-- username), whether they are blocked and done with onboarding; the
+-- ticket that is not closed, if any; its 20 latest
 -- messages, oldest first; and how many admin replies on it the user has
 -- not read. No row when the user is unknown.
 -- Indexes: users (telegram_id), support_tickets_live, support_messages_ticket
@@ -292,7 +301,9 @@ with
 me as (
     select
         id,
-        coalesce(nullif(first_name, ''), username, '') as display_name
+        coalesce(nullif(first_name, ''), username, '') as display_name,
+        is_blocked,
+        onboarding = 'complete' as onboarding_complete
     from users
     where telegram_id = :telegram_id
 )
@@ -300,6 +311,8 @@ me as (
 select
     me.id as user_id,
     me.display_name,
+    me.is_blocked,
+    me.onboarding_complete,
     t.id,
     t.subject,
     t.status::text as status,

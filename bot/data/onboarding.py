@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -12,7 +13,6 @@ from datetime import datetime
 
 import asyncpg
 
-from bot import db
 from bot.data.enums import OnboardingStep
 from bot.data.errors import Invalid, NotFound, WrongStatus, refusal
 from bot.data.rows import WalletBalance
@@ -37,6 +37,9 @@ class RegisteredUser:
     onboarding: OnboardingStep
     referral_code: str
     invited_escrows: int = 0  # escrows waiting for this user, linked just now
+    # For /start to resume an existing user at their step with this one statement.
+    is_blocked: bool = False
+    pending_verification: PendingVerification | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,17 @@ class OtpCheck:
     attempts_left: int
     email: str
     invited_escrows: int = 0  # escrows that invited this address, linked just now
+
+
+def _pending(row) -> PendingVerification | None:
+    if row["pending_email"] is None:
+        return None
+    return PendingVerification(
+        email=row["pending_email"],
+        expires_at=row["pending_expires_at"],
+        attempts_left=row["pending_attempts_left"],
+        expired=row["pending_expired"],
+    )
 
 
 def _registered(row, *, created: bool | None = None) -> RegisteredUser:
@@ -90,7 +104,9 @@ async def register_user(
     for _ in range(_REGISTER_TRIES):
         row = await queries.onboarding_register_user(conn, **params)
         if row is not None:
-            return _registered(row)
+            return dataclasses.replace(
+                _registered(row), is_blocked=row["is_blocked"], pending_verification=_pending(row)
+            )
     raise RuntimeError(f"registering telegram user {telegram_id} kept conflicting")
 
 
@@ -147,34 +163,34 @@ async def verify_email_otp(conn, *, telegram_id: int, code: str) -> OtpCheck:
 
     A wrong code is not an error: it costs an attempt and says how many are
     left. Expired codes and exhausted attempts are refused (Invalid) without
-    changing anything. One transaction: the hash comparison happens in Python
-    between the locked read and the write.
+    changing anything. The attempt is spent (under the row's lock) before the
+    hash is compared in Python, so a wrong code is one round trip; the right
+    one takes a second statement that verifies and gives the attempt back.
     """
     code = "".join(code.split())  # "123 456" as typed is still the code
+    row = await queries.onboarding_spend_attempt(conn, telegram_id=telegram_id)
+    outcome = row["outcome"]
+    if outcome == "not_found":
+        raise NotFound("verification")
+    if outcome == "expired":
+        raise Invalid(reason="This code has expired. Ask for a new one.")
+    if outcome == "exhausted":
+        raise Invalid(reason="There were too many attempts with this code. Ask for a new one.")
+    if outcome == "taken":
+        raise Invalid(reason="That e-mail address is already in use.")
+    if outcome != "ok":
+        raise refusal(outcome)
+    if not await _code_matches(code, row["otp_hash"]):
+        return OtpCheck(verified=False, attempts_left=row["attempts_left"], email=row["email"])
     try:
-        async with db.transaction(conn) as tx:
-            row = await queries.onboarding_lock_verification(tx, telegram_id=telegram_id)
-            if row is None or row["verified"]:
-                raise NotFound("verification")
-            if row["expired"]:
-                raise Invalid(reason="code expired, ask for a new one")
-            if row["attempts_left"] <= 0:
-                raise Invalid(reason="too many attempts, ask for a new code")
-            if row["email_taken"]:
-                raise Invalid(reason="That e-mail address is already in use.")
-            if not await _code_matches(code, row["otp_hash"]):
-                left = await queries.onboarding_spend_attempt(
-                    tx, verification_id=row["verification_id"]
-                )
-                return OtpCheck(verified=False, attempts_left=left, email=row["email"])
-            done = await queries.onboarding_confirm_email(
-                tx, verification_id=row["verification_id"]
-            )
+        done = await queries.onboarding_confirm_email(conn, verification_id=row["verification_id"])
     except asyncpg.UniqueViolationError as e:
         # Another account verified the same address in the same instant.
         if e.constraint_name == "users_email_lower":
             raise Invalid(reason="That e-mail address is already in use.") from e
         raise
+    if done is None:  # a parallel try with the same code verified it first
+        raise NotFound("verification")
     return OtpCheck(
         verified=True,
         attempts_left=done["attempts_left"],
@@ -208,6 +224,7 @@ class OnboardingUser:
     email: str | None  # set once verified
     onboarding: OnboardingStep
     referral_code: str
+    is_blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,14 +251,6 @@ async def onboarding_context(conn, *, telegram_id: int) -> OnboardingContext | N
     row = await queries.onboarding_context(conn, telegram_id=telegram_id)
     if row is None:
         return None
-    pending = None
-    if row["pending_email"] is not None:
-        pending = PendingVerification(
-            email=row["pending_email"],
-            expires_at=row["pending_expires_at"],
-            attempts_left=row["pending_attempts_left"],
-            expired=row["pending_expired"],
-        )
     return OnboardingContext(
         user=OnboardingUser(
             id=row["id"],
@@ -251,10 +260,11 @@ async def onboarding_context(conn, *, telegram_id: int) -> OnboardingContext | N
             email=row["email"],
             onboarding=OnboardingStep(row["onboarding"]),
             referral_code=row["referral_code"],
+            is_blocked=row["is_blocked"],
         ),
         email_verified=row["email_verified"],
         phone_verified=row["phone_verified"],
         onboarding_complete=row["onboarding_complete"],
-        pending_verification=pending,
+        pending_verification=_pending(row),
         wallets=tuple(WalletBalance.from_json(w) for w in row["wallets"]),
     )

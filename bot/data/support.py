@@ -35,6 +35,8 @@ class SupportMessage:
     body: str
     created_at: datetime
     ticket_status: TicketStatus  # after this message
+    subject: str = ""  # the ticket's, for the notification
+    owner_telegram_id: int | None = None  # whom to tell about an admin reply
 
 
 def _ticket(row) -> Ticket:
@@ -99,6 +101,8 @@ async def post_support_message(
         body=row["body"],
         created_at=row["created_at"],
         ticket_status=TicketStatus(row["new_status"]),
+        subject=row["subject"],
+        owner_telegram_id=row["owner_telegram_id"],
     )
 
 
@@ -142,6 +146,8 @@ class SupportContext:
     ticket: Ticket | None  # the one ticket not closed, if any
     messages: tuple[TicketMessage, ...]  # the ticket's 20 latest, oldest first
     unread_replies: int  # admin replies on that ticket the user has not read
+    is_blocked: bool = False
+    onboarding_complete: bool = True
 
 
 async def support_context(conn, *, telegram_id: int) -> SupportContext | None:
@@ -155,4 +161,6 @@ async def support_context(conn, *, telegram_id: int) -> SupportContext | None:
         ticket=_ticket(row) if row["id"] is not None else None,
         messages=tuple(TicketMessage.from_json(m) for m in row["messages"]),
         unread_replies=row["unread_replies"],
+        is_blocked=row["is_blocked"],
+        onboarding_complete=row["onboarding_complete"],
     )

@@ -135,10 +135,14 @@ async def alert(update: Update, text: str) -> None:
         await update.effective_message.reply_text(fit(text))
 
 
-async def notify(context: Context, telegram_id: int, text: str) -> None:
+async def notify(
+    context: Context, telegram_id: int, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
     """Tell the other party; a chat that blocked the bot must not fail the sender's step."""
     try:
-        await context.bot.send_message(telegram_id, fit(text), parse_mode=ParseMode.HTML)
+        await context.bot.send_message(
+            telegram_id, fit(text), parse_mode=ParseMode.HTML, reply_markup=markup
+        )
     except Exception:  # the sender's screen matters more than the note to the other side
         log.warning("could not notify %s", telegram_id, exc_info=True)
 
