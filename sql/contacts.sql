@@ -1,13 +1,15 @@
 -- Contacts: saved crypto addresses and Nigerian bank accounts.
 
--- name: contacts_save_address(telegram_id, currency, network, address, label)^
+-- name: contacts_save_address(telegram_id, currency, network, address, label, refuse_duplicate)^
 -- Save-address movement (contacts screen, crypto cashout and exchange flows):
 -- the address comes validated and normalised by bot/money.py. Saving a live
 -- address again returns its row, taking the new label when one is given, so
--- a user never has two rows for one address. Outcome not_found without such
--- a user, invalid when the network is not offered; then nothing is written.
+-- a user never has two rows for one address; with refuse_duplicate (the
+-- contacts screen's add flow) it is refused as duplicate instead. Outcome
+-- not_found without such a user, invalid when the network is not offered,
+-- duplicate as said; then nothing is written.
 -- Indexes: users (telegram_id), networks primary key, saved_addresses_live
--- (the conflict target).
+-- (the duplicate check and the conflict target).
 with
 me as (
     select id from users
@@ -22,6 +24,17 @@ net as (
     where currency = :currency and network = :network
 ),
 
+existing as (
+    select sa.id
+    from saved_addresses as sa
+    inner join me on sa.user_id = me.id
+    where
+        sa.currency = :currency
+        and sa.network = :network
+        and sa.address = :address
+        and sa.deleted_at is null
+),
+
 saved as (
     insert into saved_addresses as sa (user_id, currency, network, address, label)
     select
@@ -32,8 +45,9 @@ saved as (
         :label::text
     from me
     cross join net
-    -- Without a where, the parser could take the conflict clause for a join condition.
-    where true
+    -- A refused duplicate writes nothing. (Without a where, the parser could
+    -- also take the conflict clause for a join condition.)
+    where not (:refuse_duplicate::boolean and exists (select 1 from existing))
     on conflict (user_id, currency, network, address) where deleted_at is null
     do update set label = coalesce(excluded.label, sa.label)
     returning sa.id, sa.currency, sa.network, sa.address, sa.label, sa.last_used_at
@@ -52,19 +66,24 @@ from (
         case
             when not exists (select 1 from me) then 'not_found'
             when not exists (select 1 from net) then 'invalid'
+            when
+                :refuse_duplicate::boolean and exists (select 1 from existing)
+                then 'duplicate'
             else 'ok'
         end as outcome
 ) as answer
 left join saved on true;
 
--- name: contacts_save_bank_account(telegram_id, bank_code, account_number, account_name, label)^
+-- name: contacts_save_bank_account(telegram_id, bank_code, account_number, account_name, label, refuse_duplicate)^
 -- Save-bank-account movement (contacts screen, NGN cashout and exchange
 -- flows): account number and code come validated by bot/money.py. Saving a
 -- live account again returns its row with the newest holder name, and the
--- new label when one is given. Outcome not_found without such a user,
--- invalid when no bank has the code; then nothing is written.
+-- new label when one is given; with refuse_duplicate (the contacts screen's
+-- add flow) it is refused as duplicate instead. Outcome not_found without
+-- such a user, invalid when no bank has the code, duplicate as said; then
+-- nothing is written.
 -- Indexes: users (telegram_id), banks primary key, saved_bank_accounts_live
--- (the conflict target).
+-- (the duplicate check and the conflict target).
 with
 me as (
     select id from users
@@ -79,6 +98,16 @@ bank as (
     where code = :bank_code
 ),
 
+existing as (
+    select sb.id
+    from saved_bank_accounts as sb
+    inner join me on sb.user_id = me.id
+    where
+        sb.bank_code = :bank_code
+        and sb.account_number = :account_number
+        and sb.deleted_at is null
+),
+
 saved as (
     insert into saved_bank_accounts as sb (
         user_id, bank_code, account_number, account_name, label
@@ -91,8 +120,9 @@ saved as (
         :label::text
     from me
     cross join bank
-    -- Without a where, the parser could take the conflict clause for a join condition.
-    where true
+    -- A refused duplicate writes nothing. (Without a where, the parser could
+    -- also take the conflict clause for a join condition.)
+    where not (:refuse_duplicate::boolean and exists (select 1 from existing))
     on conflict (user_id, bank_code, account_number) where deleted_at is null
     do update
         set
@@ -116,6 +146,9 @@ from (
         case
             when not exists (select 1 from me) then 'not_found'
             when not exists (select 1 from bank) then 'invalid'
+            when
+                :refuse_duplicate::boolean and exists (select 1 from existing)
+                then 'duplicate'
             else 'ok'
         end as outcome
 ) as answer
@@ -186,25 +219,68 @@ from users as u
 where u.telegram_id = :telegram_id;
 
 -- name: contacts_context(telegram_id)^
--- Contacts screen: the user's live saved crypto addresses and bank
--- accounts, each list most recently used first (never used last, then
--- newest first), at most 50 of each, with how many live ones there are of
--- each. Deleted destinations are not shown. No row when the user is unknown.
+-- Contacts screen: whether the user is blocked and done onboarding; the
+-- user's live saved crypto addresses and bank accounts, each list most
+-- recently used first (never used last, then newest first), at most 50 of
+-- each, with how many live ones there are of each; and what the add flows
+-- offer: every network by currency order (at most 100) and every bank by
+-- name (at most 500). Deleted destinations are not shown. No row when the
+-- user is unknown.
 -- Indexes: users (telegram_id), saved_addresses_live,
--- saved_bank_accounts_live, banks (pk).
+-- saved_bank_accounts_live, banks (pk); networks and currencies are small
+-- reference tables.
 with
 me as (
-    select id from users
+    select
+        id,
+        is_blocked,
+        onboarding = 'complete' as onboarded
+    from users
     where telegram_id = :telegram_id
 )
 
 select
     me.id as user_id,
+    me.is_blocked,
+    me.onboarded,
     coalesce(addresses.items, '[]') as addresses,
     coalesce(addresses.total, 0) as address_count,
     coalesce(bank_accounts.items, '[]') as bank_accounts,
-    coalesce(bank_accounts.total, 0) as bank_account_count
+    coalesce(bank_accounts.total, 0) as bank_account_count,
+    coalesce(offered_networks.items, '[]') as networks,
+    coalesce(offered_banks.items, '[]') as banks
 from me
+cross join (
+    select
+        json_agg(
+            json_build_object('currency', n.currency, 'network', n.network, 'label', n.label)
+            order by n.sort_order, n.currency, n.label
+        ) as items
+    from (
+        select
+            nw.currency,
+            nw.network,
+            nw.label,
+            c.sort_order
+        from networks as nw
+        inner join currencies as c on nw.currency = c.code
+        order by c.sort_order, nw.currency, nw.label
+        limit 100
+    ) as n
+) as offered_networks
+cross join (
+    select
+        json_agg(json_build_object('code', b.code, 'name', b.name) order by b.name, b.code)
+            as items
+    from (
+        select
+            bk.code,
+            bk.name
+        from banks as bk
+        order by bk.name, bk.code
+        limit 500
+    ) as b
+) as offered_banks
 cross join
     lateral (
         select

@@ -1,20 +1,26 @@
 -- History: the user's ledger entries, as the transaction history screen shows them.
 
--- name: history_page(telegram_id, currency, before_at, before_id, page_size)
--- History screen: the user's ledger entries (their wallets' available and
--- held accounts), newest first, keyset-paged on (created_at, id): the rows
+-- name: history_page(telegram_id, currency, before_at, before_id, page_size)^
+-- History screen: whether the user is blocked and done onboarding; every
+-- currency with its decimals (the filter buttons and the formatting, at most
+-- 50); and the user's ledger entries (their wallets' available and held
+-- accounts), newest first, keyset-paged on (created_at, id): the rows
 -- before the cursor (all when before_at is null), of one currency when
 -- currency is given, page_size of them and one more, which only tells the
 -- caller that a next page exists. Each entry with its signed amount, the
 -- account it moved (available or held), its transfer's kind and memo. No
--- rows for an unknown user. Two branches, one of which its parameters switch
+-- row for an unknown user. Two branches, one of which its parameters switch
 -- off, so that each keeps its own index in a generic plan too.
 -- Indexes: users (telegram_id); ledger_entries_user, or with a currency
 -- ledger_entries_user_currency (0008); ledger_accounts pkey,
--- ledger_transfers pkey.
+-- ledger_transfers pkey; currencies is a small reference table.
 with
 me as (
-    select id from users
+    select
+        id,
+        is_blocked,
+        onboarding = 'complete' as onboarded
+    from users
     where telegram_id = :telegram_id
 ),
 
@@ -63,21 +69,51 @@ page as (
 )
 
 select
-    page.id,
-    page.transfer_id,
-    page.currency,
-    page.amount,
-    case a.kind
-        when 'wallet_available' then 'available'
-        when 'wallet_held' then 'held'
-    end as account_kind,
-    t.kind::text as transfer_kind,
-    t.memo,
-    page.created_at
-from page
-inner join ledger_accounts as a on page.account_id = a.id
-inner join ledger_transfers as t on page.transfer_id = t.id
-order by page.created_at desc, page.id desc;
+    me.id as user_id,
+    me.is_blocked,
+    me.onboarded,
+    coalesce(known.items, '[]') as currencies,
+    coalesce(listed.items, '[]') as entries
+from me
+cross join (
+    select
+        json_agg(
+            json_build_object('code', c.code, 'decimals', c.decimals)
+            order by c.sort_order, c.code
+        ) as items
+    from (
+        select
+            cu.code,
+            cu.decimals,
+            cu.sort_order
+        from currencies as cu
+        order by cu.sort_order, cu.code
+        limit 50
+    ) as c
+) as known
+cross join (
+    select
+        json_agg(
+            json_build_object(
+                'id', page.id,
+                'transfer_id', page.transfer_id,
+                'currency', page.currency,
+                'amount', page.amount,
+                'account_kind',
+                case a.kind
+                    when 'wallet_available' then 'available'
+                    when 'wallet_held' then 'held'
+                end,
+                'transfer_kind', t.kind,
+                'memo', t.memo,
+                'created_at', page.created_at
+            )
+            order by page.created_at desc, page.id desc
+        ) as items
+    from page
+    inner join ledger_accounts as a on page.account_id = a.id
+    inner join ledger_transfers as t on page.transfer_id = t.id
+) as listed;
 
 -- name: history_test_same_instant(telegram_id)!
 -- tests: gives all of a user's ledger entries one created_at, to prove the

@@ -2,8 +2,10 @@
 -- The reward itself is paid by the escrow completion (pay_referral_rewards).
 
 -- name: referral_context(telegram_id)^
--- Referral screen: the user's referral code; how many users they referred;
--- the rewards earned, summed per currency (in currency order); the 10
+-- Referral screen: the user's referral code; whether they are blocked and
+-- done onboarding; how many users they referred;
+-- the rewards earned, summed per currency (in currency order, with the
+-- currency's decimals); the 10
 -- latest referrals, newest first, each with a display name (first name,
 -- else username), when they joined and whether they have earned the
 -- referrer a reward yet. No row when the user is unknown.
@@ -14,7 +16,9 @@ with
 me as (
     select
         id,
-        referral_code
+        referral_code,
+        is_blocked,
+        onboarding = 'complete' as onboarded
     from users
     where telegram_id = :telegram_id
 )
@@ -22,6 +26,8 @@ me as (
 select
     me.id as user_id,
     me.referral_code,
+    me.is_blocked,
+    me.onboarded,
     (
         select count(*) from users as r
         where r.referrer_id = me.id
@@ -33,7 +39,9 @@ cross join
     lateral (
         select
             json_agg(
-                json_build_object('currency', t.currency, 'amount', t.amount)
+                json_build_object(
+                    'currency', t.currency, 'amount', t.amount, 'decimals', c.decimals
+                )
                 order by t.currency
             ) as items
         from (
@@ -44,6 +52,8 @@ cross join
             where rr.referrer_id = me.id
             group by rr.currency
         ) as t
+        -- The currency's precision, for display.
+        inner join currencies as c on t.currency = c.code
     ) as earned
 cross join
     lateral (

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.data.enums import DestinationKind
-from bot.data.errors import Invalid, NotFound
+from bot.data.errors import Duplicate, Invalid, NotFound
 from bot.data.rows import moment
 from bot.db import queries
 from bot.money import validate_address, validate_bank_code, validate_nuban
@@ -74,12 +74,21 @@ def _label(label: str | None) -> str | None:
 
 
 async def save_address(
-    conn, *, telegram_id: int, currency: str, network: str, address: str, label: str | None = None
+    conn,
+    *,
+    telegram_id: int,
+    currency: str,
+    network: str,
+    address: str,
+    label: str | None = None,
+    refuse_duplicate: bool = False,
 ) -> SavedAddress:
     """Save a crypto address, or return the user's live row for the same address.
 
+    With `refuse_duplicate` (the contacts screen's add flow), an address the
+    user already has live raises Duplicate("address") instead.
     Raises AddressError (from `validate_address`) before touching the database;
-    NotFound("user") or Invalid after one round trip that wrote nothing.
+    NotFound("user"), Invalid or Duplicate after one round trip that wrote nothing.
     """
     address = validate_address(currency, network, address)
     row = await queries.contacts_save_address(
@@ -89,11 +98,14 @@ async def save_address(
         network=network,
         address=address,
         label=_label(label),
+        refuse_duplicate=refuse_duplicate,
     )
     if row["outcome"] == "not_found":
         raise NotFound("user")
     if row["outcome"] == "invalid":
         raise Invalid(reason=f"{currency} cannot be sent on the {network} network here.")
+    if row["outcome"] == "duplicate":
+        raise Duplicate("address")
     return SavedAddress.from_json(row)
 
 
@@ -105,13 +117,17 @@ async def save_bank_account(
     account_number: str,
     account_name: str,
     label: str | None = None,
+    refuse_duplicate: bool = False,
 ) -> SavedBankAccount:
     """Save a Nigerian bank account, or return the user's live row for the same account.
 
     A second save of a live account refreshes its holder name (the latest
-    name check is the truest) and takes a new label when one is given.
+    name check is the truest) and takes a new label when one is given; with
+    `refuse_duplicate` (the contacts screen's add flow) it raises
+    Duplicate("bank account") instead.
     Raises BankAccountError or Invalid before touching the database;
-    NotFound("user") or Invalid (unknown bank) after one round trip that wrote nothing.
+    NotFound("user"), Invalid (unknown bank) or Duplicate after one round trip
+    that wrote nothing.
     """
     account_number = validate_nuban(account_number)
     bank_code = validate_bank_code(bank_code)
@@ -125,11 +141,14 @@ async def save_bank_account(
         account_number=account_number,
         account_name=name,
         label=_label(label),
+        refuse_duplicate=refuse_duplicate,
     )
     if row["outcome"] == "not_found":
         raise NotFound("user")
     if row["outcome"] == "invalid":
         raise Invalid(reason=f"No bank we know has the code {bank_code}.")
+    if row["outcome"] == "duplicate":
+        raise Duplicate("bank account")
     return SavedBankAccount.from_json(row)
 
 
@@ -161,12 +180,31 @@ async def delete_destination(
 
 
 @dataclass(frozen=True, slots=True)
+class OfferedNetwork:
+    """A network a currency can be sent on, as the add-address flow offers it."""
+
+    currency: str
+    network: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bank:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class ContactsContext:
     user_id: int
+    is_blocked: bool
+    onboarded: bool
     addresses: tuple[SavedAddress, ...]  # live ones, at most 50, most recently used first
     address_count: int  # every live address
     bank_accounts: tuple[SavedBankAccount, ...]  # live ones, at most 50, most recently used first
     bank_account_count: int  # every live bank account
+    networks: tuple[OfferedNetwork, ...]  # every network, in currency order (at most 100)
+    banks: tuple[Bank, ...]  # every bank, by name (at most 500)
 
 
 async def contacts_context(conn, *, telegram_id: int) -> ContactsContext | None:
@@ -179,8 +217,14 @@ async def contacts_context(conn, *, telegram_id: int) -> ContactsContext | None:
         return None
     return ContactsContext(
         user_id=row["user_id"],
+        is_blocked=row["is_blocked"],
+        onboarded=row["onboarded"],
         addresses=tuple(SavedAddress.from_json(a) for a in row["addresses"]),
         address_count=row["address_count"],
         bank_accounts=tuple(SavedBankAccount.from_json(b) for b in row["bank_accounts"]),
         bank_account_count=row["bank_account_count"],
+        networks=tuple(
+            OfferedNetwork(n["currency"], n["network"], n["label"]) for n in row["networks"]
+        ),
+        banks=tuple(Bank(b["code"], b["name"]) for b in row["banks"]),
     )

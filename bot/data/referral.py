@@ -18,6 +18,7 @@ from bot.db import queries
 class RewardTotal:
     currency: str
     amount: Decimal  # every reward earned in this currency
+    decimals: int  # the currency's precision, for display
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,8 @@ class Referral:
 @dataclass(frozen=True, slots=True)
 class ReferralContext:
     user_id: int
+    is_blocked: bool
+    onboarded: bool
     referral_code: str
     referred_count: int  # everyone the user brought in
     rewards: tuple[RewardTotal, ...]  # summed per currency, by currency
@@ -53,8 +56,12 @@ async def referral_context(conn, *, telegram_id: int) -> ReferralContext | None:
         return None
     return ReferralContext(
         user_id=row["user_id"],
+        is_blocked=row["is_blocked"],
+        onboarded=row["onboarded"],
         referral_code=row["referral_code"],
         referred_count=row["referred_count"],
-        rewards=tuple(RewardTotal(r["currency"], money(r["amount"])) for r in row["rewards"]),
+        rewards=tuple(
+            RewardTotal(r["currency"], money(r["amount"]), r["decimals"]) for r in row["rewards"]
+        ),
         latest=tuple(Referral.from_json(r) for r in row["referrals"]),
     )
