@@ -359,10 +359,17 @@ select
     d.replayed,
     p.transfer_id,
     '[]'::jsonb as rewards,
+    -- Whom to notify and how to show the amounts, without another round trip.
+    bu.telegram_id as buyer_telegram_id,
+    su.telegram_id as seller_telegram_id,
+    cur.decimals,
     after.*
 from decision as d
 left join posted as p on true
-left join after on true;
+left join after on true
+left join users as bu on d.buyer_id = bu.id
+left join users as su on d.seller_id = su.id
+left join currencies as cur on d.currency = cur.code;
 
 -- name: escrow_accept(escrow_id, telegram_id)^
 -- Escrow action "accept" (the seller takes a funded escrow): starts the
@@ -452,9 +459,16 @@ select
     d.status::text as current_status,
     null::bigint as transfer_id,
     '[]'::jsonb as rewards,
+    -- Whom to notify and how to show the amounts, without another round trip.
+    bu.telegram_id as buyer_telegram_id,
+    su.telegram_id as seller_telegram_id,
+    cur.decimals,
     moved.*
 from decision as d
-left join moved on true;
+left join moved on true
+left join users as bu on d.buyer_id = bu.id
+left join users as su on d.seller_id = su.id
+left join currencies as cur on d.currency = cur.code;
 
 -- name: escrow_decline(escrow_id, telegram_id)^
 -- Escrow action "decline" (the seller turns down a funded escrow): the
@@ -562,9 +576,16 @@ select
     d.outcome,
     d.status::text as current_status,
     '[]'::jsonb as rewards,
+    -- Whom to notify and how to show the amounts, without another round trip.
+    bu.telegram_id as buyer_telegram_id,
+    su.telegram_id as seller_telegram_id,
+    cur.decimals,
     moved.*
 from decision as d
-left join moved on true;
+left join moved on true
+left join users as bu on d.buyer_id = bu.id
+left join users as su on d.seller_id = su.id
+left join currencies as cur on d.currency = cur.code;
 
 -- name: escrow_mark_delivered(escrow_id, telegram_id)^
 -- Escrow action "deliver" (the seller says the goods or service are
@@ -654,9 +675,16 @@ select
     d.status::text as current_status,
     null::bigint as transfer_id,
     '[]'::jsonb as rewards,
+    -- Whom to notify and how to show the amounts, without another round trip.
+    bu.telegram_id as buyer_telegram_id,
+    su.telegram_id as seller_telegram_id,
+    cur.decimals,
     moved.*
 from decision as d
-left join moved on true;
+left join moved on true
+left join users as bu on d.buyer_id = bu.id
+left join users as su on d.seller_id = su.id
+left join currencies as cur on d.currency = cur.code;
 
 -- name: escrow_release(escrow_id, telegram_id)^
 -- Escrow action "release" (the buyer is satisfied): the holding pays the
@@ -792,9 +820,16 @@ moved as (
 select
     d.outcome,
     d.status::text as current_status,
+    -- Whom to notify and how to show the amounts, without another round trip.
+    bu.telegram_id as buyer_telegram_id,
+    su.telegram_id as seller_telegram_id,
+    cur.decimals,
     moved.*
 from decision as d
-left join moved on true;
+left join moved on true
+left join users as bu on d.buyer_id = bu.id
+left join users as su on d.seller_id = su.id
+left join currencies as cur on d.currency = cur.code;
 
 -- name: escrow_refund(escrow_id, telegram_id)^
 -- Escrow action "refund" (the seller gives up, or an admin steps in): the
@@ -902,9 +937,16 @@ select
     d.outcome,
     d.status::text as current_status,
     '[]'::jsonb as rewards,
+    -- Whom to notify and how to show the amounts, without another round trip.
+    bu.telegram_id as buyer_telegram_id,
+    su.telegram_id as seller_telegram_id,
+    cur.decimals,
     moved.*
 from decision as d
-left join moved on true;
+left join moved on true
+left join users as bu on d.buyer_id = bu.id
+left join users as su on d.seller_id = su.id
+left join currencies as cur on d.currency = cur.code;
 
 -- name: escrow_cancel(escrow_id, telegram_id)^
 -- Escrow action "cancel" (the buyer withdraws before paying): no money has
@@ -992,9 +1034,16 @@ select
     d.status::text as current_status,
     null::bigint as transfer_id,
     '[]'::jsonb as rewards,
+    -- Whom to notify and how to show the amounts, without another round trip.
+    bu.telegram_id as buyer_telegram_id,
+    su.telegram_id as seller_telegram_id,
+    cur.decimals,
     moved.*
 from decision as d
-left join moved on true;
+left join moved on true
+left join users as bu on d.buyer_id = bu.id
+left join users as su on d.seller_id = su.id
+left join currencies as cur on d.currency = cur.code;
 
 -- name: escrow_auto_release_batch(batch)
 -- Auto-release job: up to `batch` delivered escrows past auto_release_at,
@@ -1157,7 +1206,10 @@ order by r.id;
 -- buyer or seller, and the rating summary (the object rating_summary
 -- answers, built here to keep one round trip); the platform fee rate, the
 -- fee-split options (the fee_split type's labels) and every currency's
--- escrow minimum and decimals (currency order). No row for an unknown buyer.
+-- escrow minimum, decimals and kind (crypto or fiat: how it can be paid),
+-- in currency order. The buyer's blocked and onboarded flags, checked at the
+-- flow's entry; the seller's telegram id, for the new escrow's notice.
+-- No row for an unknown buyer.
 -- Lists: wallets and currencies, one per currency; reviews, the 5 latest.
 -- Indexes: users (telegram_id); users_username_lower, users_email_lower or
 -- users_phone (only the branch of the handle's kind runs);
@@ -1168,7 +1220,9 @@ buyer as (
     select
         id,
         username,
-        first_name
+        first_name,
+        is_blocked,
+        onboarding = 'complete' as onboarding_complete
     from users
     where telegram_id = :buyer_telegram_id
 ),
@@ -1177,6 +1231,7 @@ buyer as (
 found as (
     select
         u.id,
+        u.telegram_id,
         u.username,
         u.first_name
     from users as u
@@ -1184,6 +1239,7 @@ found as (
     union all
     select
         u.id,
+        u.telegram_id,
         u.username,
         u.first_name
     from users as u
@@ -1191,6 +1247,7 @@ found as (
     union all
     select
         u.id,
+        u.telegram_id,
         u.username,
         u.first_name
     from users as u
@@ -1201,6 +1258,8 @@ select
     buyer.id as buyer_id,
     coalesce(nullif(buyer.first_name, ''), buyer.username, '') as buyer_name,
     buyer.username as buyer_username,
+    buyer.is_blocked as buyer_blocked,
+    buyer.onboarding_complete as buyer_onboarded,
     coalesce(wallets.items, '[]') as buyer_wallets,
     case
         when found.id is null then 'not_found'
@@ -1208,6 +1267,7 @@ select
         else 'found'
     end as seller_status,
     seller.id as seller_id,
+    seller.telegram_id as seller_telegram_id,
     seller.display_name as seller_name,
     seller.username as seller_username,
     seller.completed_trades as seller_completed_trades,
@@ -1221,6 +1281,7 @@ left join found on true
 left join lateral (
     select
         found.id,
+        found.telegram_id,
         found.username,
         coalesce(nullif(found.first_name, ''), found.username, '') as display_name,
         (
@@ -1310,6 +1371,7 @@ cross join
             json_agg(
                 json_build_object(
                     'code', c.code,
+                    'kind', c.kind,
                     'decimals', c.decimals,
                     'escrow_min_amount', c.escrow_min_amount
                 )
@@ -1324,7 +1386,8 @@ cross join
 -- seller while an invited seller has no account, seller_handle says whom);
 -- the viewer's role: buyer, seller, or admin for an admin who is neither;
 -- the actions escrow_transitions allows that role in this status (each
--- action once); the live dispute if any, with its message count. No row for
+-- action once); the live dispute if any, with its message count; the
+-- currency's decimals, to show the amounts. No row for
 -- an unknown escrow, an unknown viewer, or a viewer who is neither party nor
 -- admin: a stranger learns nothing, not even that the escrow exists.
 -- Indexes: escrows (pk), users (telegram_id), users (pk),
@@ -1375,6 +1438,7 @@ select
     e.delivered_at,
     e.closed_at,
     e.viewer_role,
+    cur.decimals,
     coalesce(nullif(b.first_name, ''), b.username, '') as buyer_name,
     b.username as buyer_username,
     coalesce(nullif(s.first_name, ''), s.username, '') as seller_name,
@@ -1388,6 +1452,7 @@ select
     d.created_at as dispute_created_at,
     d.message_count as dispute_message_count
 from seen as e
+inner join currencies as cur on e.currency = cur.code
 inner join users as b on e.buyer_id = b.id
 left join users as s on e.seller_id = s.id
 cross join
@@ -1425,7 +1490,8 @@ where e.viewer_role is not null;
 -- strictly before the cursor (before_at, before_id) when one is given;
 -- page_size + 1 rows at most (the extra one says a next page exists). Each
 -- with the user's role and the counterparty's display name, or the invited
--- seller's handle. No row for an unknown user.
+-- seller's handle, and the currency's decimals. The user's blocked and
+-- onboarded flags, checked at the screen's entry. No row for an unknown user.
 -- Indexes: users (telegram_id); escrows_buyer and escrows_seller, each read
 -- in index order and cut at page_size + 1 before the two are merged (an OR
 -- across buyer_id and seller_id would defeat both); users (pk).
@@ -1506,6 +1572,8 @@ page as (
 
 select
     me.id as user_id,
+    me.is_blocked,
+    me.onboarding = 'complete' as onboarding_complete,
     coalesce(items.items, '[]') as items
 from users as me
 cross join
@@ -1520,12 +1588,14 @@ cross join
                     'counterparty_invited', c.id is null,
                     'currency', p.currency,
                     'amount', p.amount,
+                    'decimals', cur.decimals,
                     'status', p.status::text,
                     'created_at', p.created_at
                 )
                 order by p.created_at desc, p.id desc
             ) as items
         from page as p
+        inner join currencies as cur on p.currency = cur.code
         left join users as c on p.counterparty_id = c.id
     ) as items
 where me.telegram_id = :telegram_id;

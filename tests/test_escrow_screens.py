@@ -432,7 +432,7 @@ async def test_each_party_sees_only_their_own_escrows(conn):
     other_side = await my_escrows(conn, telegram_id=OTHER, status_group="active")
     assert [(i.id, i.role) for i in other_side.items] == [(theirs, "buyer")]
     assert await my_escrows(conn, telegram_id=STRANGER, status_group="completed") == EscrowPage(
-        items=(), next_before=None
+        items=(), next_before=None, is_blocked=False, onboarding_complete=True
     )
 
 
@@ -440,7 +440,9 @@ async def test_unknown_users_get_none_and_users_with_nothing_an_empty_page(conn)
     await people(conn)
     assert await one_trip(my_escrows(conn, telegram_id=999, status_group="all")) is None
     page = await one_trip(my_escrows(conn, telegram_id=STRANGER, status_group="all"))
-    assert page == EscrowPage(items=(), next_before=None)
+    assert page == EscrowPage(
+        items=(), next_before=None, is_blocked=False, onboarding_complete=True
+    )
     with pytest.raises(ValueError):
         await my_escrows(conn, telegram_id=BUYER, status_group="everything")
 

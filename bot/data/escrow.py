@@ -168,6 +168,11 @@ class EscrowResult:
     transfer_id: int | None  # the ledger transfer that moved its money, None when none moved
     rewards: tuple[ReferralReward, ...] = ()  # referral rewards the completion paid
     replayed: bool = False  # a payment's idempotency key answered again; nothing moved
+    # Whom the handler notifies (None for a seller not yet joined) and the currency's
+    # decimals for showing the amounts: the next screen needs no other query.
+    buyer_telegram_id: int | None = None
+    seller_telegram_id: int | None = None
+    decimals: int | None = None
 
 
 def new_ref() -> str:
@@ -198,6 +203,9 @@ def _result(row: Any, action: str) -> EscrowResult:
         escrow=Escrow.from_row(row),
         transfer_id=row["transfer_id"],
         rewards=rewards_from_json(row["rewards"]),
+        buyer_telegram_id=row["buyer_telegram_id"],
+        seller_telegram_id=row["seller_telegram_id"],
+        decimals=row["decimals"],
     )
 
 
@@ -275,7 +283,12 @@ async def fund_escrow_from_wallet(
         )
     _raise_unless_ok(row, "pay")
     return EscrowResult(
-        escrow=Escrow.from_row(row), transfer_id=row["transfer_id"], replayed=row["replayed"]
+        escrow=Escrow.from_row(row),
+        transfer_id=row["transfer_id"],
+        replayed=row["replayed"],
+        buyer_telegram_id=row["buyer_telegram_id"],
+        seller_telegram_id=row["seller_telegram_id"],
+        decimals=row["decimals"],
     )
 
 
@@ -338,6 +351,7 @@ class EscrowCurrency:
     code: str
     decimals: int
     escrow_min_amount: Decimal
+    kind: str  # "crypto" or "fiat": how an escrow in it is paid from outside the wallet
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +359,7 @@ class SellerCard:
     """The seller a handle named, as the buyer sees them before trading."""
 
     id: int
+    telegram_id: int  # for the new escrow's notice
     display_name: str  # first name, else username
     username: str | None
     completed_trades: int  # completed escrows, as buyer or as seller
@@ -356,6 +371,8 @@ class EscrowCreationContext:
     buyer_id: int
     buyer_name: str
     buyer_username: str | None
+    buyer_blocked: bool
+    buyer_onboarded: bool
     wallets: tuple[WalletBalance, ...]  # one per currency, in currency order
     handle: Handle  # the seller's handle as normalised (what the escrow will record)
     seller_status: str  # "found", "not_found" (an invitation goes out) or "self"
@@ -387,6 +404,7 @@ async def escrow_creation_context(
     if row["seller_status"] == "found":
         seller = SellerCard(
             id=row["seller_id"],
+            telegram_id=row["seller_telegram_id"],
             display_name=row["seller_name"],
             username=row["seller_username"],
             completed_trades=row["seller_completed_trades"],
@@ -396,6 +414,8 @@ async def escrow_creation_context(
         buyer_id=row["buyer_id"],
         buyer_name=row["buyer_name"],
         buyer_username=row["buyer_username"],
+        buyer_blocked=row["buyer_blocked"],
+        buyer_onboarded=row["buyer_onboarded"],
         wallets=tuple(WalletBalance.from_json(w) for w in row["buyer_wallets"]),
         handle=handle,
         seller_status=row["seller_status"],
@@ -403,7 +423,7 @@ async def escrow_creation_context(
         fee_rate=row["fee_rate"],
         fee_splits=tuple(FeeSplit(f) for f in row["fee_splits"]),
         currencies=tuple(
-            EscrowCurrency(c["code"], c["decimals"], money(c["escrow_min_amount"]))
+            EscrowCurrency(c["code"], c["decimals"], money(c["escrow_min_amount"]), c["kind"])
             for c in row["currencies"]
         ),
     )
@@ -435,6 +455,7 @@ class EscrowView:
     viewer_role: str  # "buyer", "seller" or "admin"
     allowed_actions: tuple[str, ...]  # in the order of ACTIONS
     dispute: LiveDispute | None
+    decimals: int  # the currency's, for showing the amounts
 
 
 async def escrow_view(conn, *, escrow_id: int, viewer_telegram_id: int) -> EscrowView | None:
@@ -470,6 +491,7 @@ async def escrow_view(conn, *, escrow_id: int, viewer_telegram_id: int) -> Escro
         # The table's actions, in the screen's button order (an unknown one fails loudly).
         allowed_actions=tuple(sorted(row["allowed_actions"], key=ACTIONS.index)),
         dispute=dispute,
+        decimals=row["decimals"],
     )
 
 
@@ -494,12 +516,15 @@ class EscrowListItem:
     amount: Decimal
     status: EscrowStatus
     created_at: datetime
+    decimals: int  # the currency's, for showing the amount
 
 
 @dataclass(frozen=True, slots=True)
 class EscrowPage:
     items: tuple[EscrowListItem, ...]  # newest first by (created_at, id)
     next_before: PageCursor | None  # the next page's cursor; None on the last page
+    is_blocked: bool  # the user's flags, checked at the screen's entry
+    onboarding_complete: bool
 
 
 async def my_escrows(
@@ -537,6 +562,7 @@ async def my_escrows(
             amount=money(i["amount"]),
             status=EscrowStatus(i["status"]),
             created_at=moment(i["created_at"]),
+            decimals=i["decimals"],
         )
         for i in row["items"]
     )
@@ -544,4 +570,9 @@ async def my_escrows(
     if len(items) > limit:
         items = items[:limit]
         next_before = PageCursor(at=items[-1].created_at, id=items[-1].id)
-    return EscrowPage(items=items, next_before=next_before)
+    return EscrowPage(
+        items=items,
+        next_before=next_before,
+        is_blocked=row["is_blocked"],
+        onboarding_complete=row["onboarding_complete"],
+    )
