@@ -14,6 +14,7 @@ the user saw and what it cost in database round trips. The tests and
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -130,6 +131,7 @@ class FakeTelegram(BaseRequest):
         self._ids = itertools.count(1)
         # chat ids that have blocked the bot: sending to them answers 403
         self.blocked_by: set[int] = set()
+        self._waiters: list[tuple[str, asyncio.Future[Call]]] = []
 
     @property
     def read_timeout(self) -> float | None:  # float-ok: seconds
@@ -153,7 +155,12 @@ class FakeTelegram(BaseRequest):
     ) -> tuple[int, bytes]:
         name = url.rsplit("/", 1)[-1]
         params = request_data.parameters if request_data else {}
-        self.calls.append(Call(name, params))
+        call = Call(name, params)
+        self.calls.append(call)
+        for waiter in [w for w in self._waiters if w[0] == name]:
+            self._waiters.remove(waiter)
+            if not waiter[1].done():
+                waiter[1].set_result(call)
         chat_id = params.get("chat_id")
         if chat_id is not None and int(chat_id) in self.blocked_by:
             return 403, _answer_error(403, "Forbidden: bot was blocked by the user")
@@ -203,6 +210,12 @@ class FakeTelegram(BaseRequest):
         sent = self.messages[(int(params["chat_id"]), int(params["message_id"]))]
         sent.buttons = _check_keyboard(params.get("reply_markup"))
         return _message_json(sent)
+
+    def next_call(self, method: str) -> asyncio.Future[Call]:
+        """A future for the next call of `method` (for updates processed in the background)."""
+        future: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
+        self._waiters.append((method, future))
+        return future
 
     def sent_to(self, chat_id: int) -> list[Sent]:
         """Every message in one chat, oldest first."""
