@@ -73,11 +73,13 @@ def replace(user_data: MutableMapping[str, Any], flow: str, value: Any) -> None:
 
 
 def drop(user_data: MutableMapping[str, Any], flow: str | None = None) -> None:
-    """Forget one flow's context, or every flow's (flow=None)."""
+    """Forget one flow's context (and its parts, keyed `<flow>_...`), or every flow's."""
     if flow is None:
         user_data.pop(FLOWS, None)
-    else:
-        _flows(user_data).pop(flow, None)
+        return
+    flows = _flows(user_data)
+    for key in [k for k in flows if k == flow or k.startswith(f"{flow}_")]:
+        del flows[key]
 
 
 def evict_user(user_data_by_user: MutableMapping[int, Any], telegram_id: int) -> bool:

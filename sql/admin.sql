@@ -206,7 +206,8 @@ from since;
 -- name: admin_user_page(after_id, page_size, prefix, telegram_id)
 -- Admin user list: page_size users (1 to 100) and one more to tell
 -- whether a next page exists, with ids above after_id, by id ascending, each with its
--- wallets (every currency it has, by code: available and held), how many
+-- wallets (every currency it has, by code: available and held, and the
+-- currency's decimals), how many
 -- escrows it is a party to (buyer or seller) and how many ledger transfers
 -- touched its wallets. Optionally only the users whose username, first name
 -- or e-mail starts with prefix (a LIKE pattern, already escaped, ending in
@@ -218,7 +219,8 @@ from since;
 -- may instead walk the primary key and filter.
 -- Indexes: users (pk, telegram_id), users_username_prefix,
 -- users_first_name_prefix, users_email_prefix (0009, text_pattern_ops),
--- wallets_one_per_currency, escrows_buyer, escrows_seller, ledger_entries_user
+-- wallets_one_per_currency, currencies (pk), escrows_buyer, escrows_seller,
+-- ledger_entries_user
 -- (a count reads the user's entries: proportional to the user's history).
 with
 page as (
@@ -281,12 +283,14 @@ left join lateral (
         json_agg(
             json_build_object(
                 'currency', wl.currency,
+                'decimals', cur.decimals,
                 'available', wl.available,
                 'held', wl.held
             )
             order by wl.currency
         ) as items
     from wallets as wl
+    inner join currencies as cur on wl.currency = cur.code
     where wl.user_id = u.id
 ) as w on true
 order by u.id;
@@ -297,14 +301,15 @@ order by u.id;
 -- older than the cursor (before_at, before_id) when one is given, of one
 -- status when one is given; each with its kind, status, memo, what it was
 -- for (escrow, cashout, exchange order) and its entries by id (at most 20;
--- a movement posts a handful): account kind, currency, amount, the escrow
+-- a movement posts a handful): account kind, currency (and its decimals),
+-- amount, the escrow
 -- or provider of a platform account, and for a wallet entry the wallet and
 -- its user (id, Telegram id, display name). The cursor is a row comparison
 -- against coalesced parameters, so it stays an index condition in a generic
 -- plan; the status and no-status cases are two branches, one switched off
 -- by its parameter, each on its own index.
 -- Indexes: ledger_transfers_created, ledger_transfers_status,
--- ledger_entries_transfer, ledger_accounts (pk), users (pk).
+-- ledger_entries_transfer, ledger_accounts (pk), currencies (pk), users (pk).
 with
 page as (
     (
@@ -349,6 +354,7 @@ left join lateral (
                 'id', x.id,
                 'account_kind', x.account_kind,
                 'currency', x.currency,
+                'decimals', x.decimals,
                 'amount', x.amount,
                 'wallet_id', x.wallet_id,
                 'escrow_id', x.escrow_id,
@@ -364,6 +370,7 @@ left join lateral (
             le.id,
             a.kind::text as account_kind,
             le.currency,
+            cur.decimals,
             le.amount,
             a.wallet_id,
             a.escrow_id,
@@ -376,6 +383,7 @@ left join lateral (
             ) as display_name
         from ledger_entries as le
         inner join ledger_accounts as a on le.account_id = a.id
+        inner join currencies as cur on le.currency = cur.code
         left join users as u on le.user_id = u.id
         where le.transfer_id = t.id
         order by le.id
@@ -383,6 +391,100 @@ left join lateral (
     ) as x
 ) as en on true
 order by t.created_at desc, t.id desc;
+
+-- name: admin_cashout_queue(after_at, after_id, page_size)
+-- Admin cashout approval queue: pending cashouts, oldest first by
+-- (created_at, id), keyset-paged: rows strictly after the cursor (after_at,
+-- after_id) when one is given; page_size + 1 rows (the extra one says a
+-- next page exists). Each with its user (Telegram id, display name, blocked
+-- or not), amount, fee and the currency's decimals, and the destination (a
+-- network and address, or a bank with its name, account number and name).
+-- The cursor is one row comparison against coalesced parameters, so it
+-- stays an index condition in a generic plan.
+-- Indexes: cashouts_queue (status, created_at, id; partial on the in-flight
+-- statuses, read in order from the cursor), users (pk), currencies (pk),
+-- banks (pk).
+select
+    co.id,
+    co.user_id,
+    u.telegram_id,
+    coalesce(
+        nullif(concat_ws(' ', nullif(u.first_name, ''), '@' || u.username), ''),
+        u.telegram_id::text
+    ) as display_name,
+    u.is_blocked,
+    co.currency,
+    c.decimals,
+    co.amount,
+    co.fee,
+    co.destination::text as destination,
+    co.network,
+    co.address,
+    co.bank_code,
+    b.name as bank_name,
+    co.account_number,
+    co.account_name,
+    co.created_at
+from cashouts as co
+inner join users as u on co.user_id = u.id
+inner join currencies as c on co.currency = c.code
+left join banks as b on co.bank_code = b.code
+where
+    co.status = 'pending'
+    and (co.created_at, co.id) > (
+        coalesce(:after_at::timestamptz, '-infinity'), coalesce(:after_id::bigint, 0)
+    )
+order by co.created_at, co.id
+limit :page_size::integer + 1;
+
+-- name: admin_sync(admin_ids)^
+-- Start-up: users.is_admin true exactly for the configured admin Telegram
+-- ids (admin_ids), false for every other user; the movements that check
+-- is_admin (dispute resolution, cashout approval) then follow the
+-- configuration. Only the rows that change are written. Returns the
+-- Telegram ids made admins, those no longer admins, and the configured ids
+-- that have no user yet (admins at the next sync after they sign up). The
+-- ids travel as text arrays, which asyncpg encodes without the type lookup
+-- a bigint[] costs on each new connection. Reads every user once (the
+-- demotions have no index to use): a start-up statement, never a screen.
+-- Indexes: users (telegram_id) for the missing ids.
+with
+changed as (
+    update users as u
+    set
+        is_admin = not u.is_admin,
+        updated_at = now()
+    where
+        u.is_admin <> (u.telegram_id = any(:admin_ids::text[]::bigint[]))
+    returning u.telegram_id, u.is_admin
+)
+
+select
+    coalesce(
+        (
+            select array_agg(c.telegram_id::text order by c.telegram_id) from changed as c
+            where c.is_admin
+        ),
+        '{}'
+    )::text[] as promoted,
+    coalesce(
+        (
+            select array_agg(c.telegram_id::text order by c.telegram_id) from changed as c
+            where not c.is_admin
+        ),
+        '{}'
+    )::text[] as demoted,
+    coalesce(
+        (
+            select array_agg(distinct w.telegram_id::text order by w.telegram_id::text)
+            from unnest(:admin_ids::text[]::bigint[]) as w (telegram_id)
+            where not exists (
+                    select 1 from users as x
+                    where x.telegram_id = w.telegram_id
+                )
+        ),
+        '{}'
+    )::text[] as missing;
 
 -- name: admin_test_set_transfer_created_at(transfer_ids, created_at)!
 -- tests: several ledger transfers posted at the very same instant.
@@ -395,6 +497,12 @@ where id = any(:transfer_ids::bigint[]);
 update ledger_transfers
 set status = :status::text::transfer_status
 where id = any(:transfer_ids::bigint[]);
+
+-- name: admin_test_set_cashout_created_at(cashout_ids, created_at)!
+-- tests: several cashouts requested at the very same instant.
+update cashouts
+set created_at = :created_at::timestamptz
+where id = any(:cashout_ids::bigint[]);
 
 -- name: admin_test_age_user(telegram_id, age)!
 -- tests: a user who signed up `age` ago, with every ledger entry of theirs

@@ -5,9 +5,11 @@
 -- Escrow action "dispute" (the buyer or the seller of an accepted or
 -- delivered escrow): the escrow becomes disputed, stops its auto-release
 -- clock, and the dispute is recorded. Outcome 'ok' or not_found /
--- not_a_party / wrong_status / invalid with nothing changed.
--- Indexes: escrows (pk), users (telegram_id), escrow_transitions (pk),
--- disputes_live_per_escrow.
+-- not_a_party / blocked / wrong_status / invalid with nothing changed. With
+-- the dispute, what the dispute chat screen and the notifications need: the
+-- escrow (ref, amount, fees, decimals) and both parties with their Telegram ids.
+-- Indexes: escrows (pk), users (telegram_id, pk), escrow_transitions (pk),
+-- disputes_live_per_escrow, currencies (pk).
 with
 escrow as (
     select e.*
@@ -24,6 +26,7 @@ decision as (
         case
             when escrow.id is null then 'not_found'
             when who.actor is null then 'not_a_party'
+            when who.is_blocked then 'blocked'
             when t.to_status is null then 'wrong_status'
             when char_length(:reason::text) not between 1 and 1000 then 'invalid'
             else 'ok'
@@ -33,6 +36,7 @@ decision as (
     left join lateral (
         select
             u.id as user_id,
+            u.is_blocked,
             case
                 when u.id = escrow.buyer_id then 'buyer'
                 when u.id = escrow.seller_id then 'seller'
@@ -80,22 +84,52 @@ moved as (
         updated_at = now()
     from decision as d
     where e.id = d.id and d.outcome = 'ok'
-    returning e.id
+    returning e.id, e.status
 )
 
 select
     d.outcome,
     d.status::text as current_status,
-    opened.*
+    opened.*,
+    d.ref as escrow_ref,
+    d.currency,
+    c.decimals,
+    d.amount,
+    d.buyer_fee,
+    d.seller_fee,
+    moved.status::text as escrow_status,
+    json_build_object(
+        'id', b.id,
+        'telegram_id', b.telegram_id,
+        'display_name', coalesce(nullif(b.first_name, ''), b.username, ''),
+        'username', b.username,
+        'is_blocked', b.is_blocked
+    ) as buyer,
+    case
+        when s.id is not null
+            then json_build_object(
+                    'id', s.id,
+                    'telegram_id', s.telegram_id,
+                    'display_name', coalesce(nullif(s.first_name, ''), s.username, ''),
+                    'username', s.username,
+                    'is_blocked', s.is_blocked
+                )
+    end as seller
 from decision as d
-left join opened on true;
+left join opened on true
+left join moved on true
+left join currencies as c on d.currency = c.code
+left join users as b on d.buyer_id = b.id
+left join users as s on d.seller_id = s.id;
 
 -- name: dispute_post_message(dispute_id, telegram_id, body)^
 -- Dispute chat, posting: the buyer, the seller or an admin writes into a
 -- live dispute. The first admin to write takes the dispute (admin_id) and
--- puts it in review. Outcome 'ok' or not_found / not_a_party / wrong_status
--- / invalid with nothing changed.
--- Indexes: disputes (pk), escrows (pk), users (telegram_id).
+-- puts it in review. Outcome 'ok' or not_found / not_a_party / blocked /
+-- wrong_status / invalid with nothing changed. With the message, what the
+-- chat screen after it and the notifications need: the sender's display
+-- name, the dispute's status and the admin handling it after this post.
+-- Indexes: disputes (pk), escrows (pk), users (telegram_id, pk).
 with
 dispute as (
     select
@@ -119,6 +153,7 @@ decision as (
             when me.id is null then 'not_a_party'
             when me.id not in (dispute.buyer_id, coalesce(dispute.seller_id, 0)) and not me.is_admin
                 then 'not_a_party'
+            when me.is_blocked then 'blocked'
             when dispute.status not in ('open', 'in_review') then 'wrong_status'
             when char_length(:body::text) not between 1 and 4000 then 'invalid'
             else 'ok'
@@ -148,15 +183,30 @@ touched as (
     from posted as p
     inner join decision as d on p.dispute_id = d.id
     where t.id = p.dispute_id
-    returning t.id
+    returning t.id, t.admin_id, t.status
 )
 
 select
     d.outcome,
     d.status::text as current_status,
-    posted.*
+    posted.*,
+    coalesce(nullif(me.first_name, ''), me.username, '') as sender_name,
+    touched.status::text as dispute_status,
+    case
+        when a.id is not null
+            then json_build_object(
+                    'id', a.id,
+                    'telegram_id', a.telegram_id,
+                    'display_name', coalesce(nullif(a.first_name, ''), a.username, ''),
+                    'username', a.username,
+                    'is_blocked', a.is_blocked
+                )
+    end as handling_admin
 from decision as d
-left join posted on true;
+left join posted on true
+left join touched on true
+left join users as me on posted.sender_id = me.id
+left join users as a on touched.admin_id = a.id;
 
 -- name: dispute_resolve(dispute_id, admin_telegram_id, buyer_share)^
 -- Dispute resolution by an admin: of the amount held, the buyer gets
@@ -378,12 +428,15 @@ where d.id = :dispute_id;
 -- name: dispute_context(dispute_id)^
 -- Dispute screen (the parties' and the admin's view): the dispute; its
 -- escrow; the buyer, the seller (none while an invited seller has no
--- account) and the admin handling it (none until one takes it), each with a
--- display name (first name, else username); the 50 latest messages, oldest
+-- account) and the admin handling it (none until one takes it), each with
+-- a Telegram id (the handler checks the viewer is one of them, or a
+-- configured admin), a display name (first name, else username) and whether
+-- they are blocked; the currency's decimals; the 50 latest messages, oldest
 -- first, each with its sender's name and role (buyer, seller or admin); and
 -- the number of messages in all. No row when the dispute is unknown.
--- Indexes: disputes (pk), escrows (pk), users (pk), dispute_messages_dispute
--- (the 50 latest, and the count from the index alone).
+-- Indexes: disputes (pk), escrows (pk), users (pk), currencies (pk),
+-- dispute_messages_dispute (the 50 latest, and the count from the index
+-- alone).
 select
     d.id,
     d.status::text as status,
@@ -395,6 +448,7 @@ select
     e.id as escrow_id,
     e.ref as escrow_ref,
     e.currency,
+    cur.decimals,
     e.amount,
     e.buyer_fee,
     e.seller_fee,
@@ -403,7 +457,8 @@ select
         'id', b.id,
         'telegram_id', b.telegram_id,
         'display_name', coalesce(nullif(b.first_name, ''), b.username, ''),
-        'username', b.username
+        'username', b.username,
+        'is_blocked', b.is_blocked
     ) as buyer,
     case
         when s.id is not null
@@ -411,7 +466,8 @@ select
                     'id', s.id,
                     'telegram_id', s.telegram_id,
                     'display_name', coalesce(nullif(s.first_name, ''), s.username, ''),
-                    'username', s.username
+                    'username', s.username,
+                    'is_blocked', s.is_blocked
                 )
     end as seller,
     case
@@ -420,7 +476,8 @@ select
                     'id', a.id,
                     'telegram_id', a.telegram_id,
                     'display_name', coalesce(nullif(a.first_name, ''), a.username, ''),
-                    'username', a.username
+                    'username', a.username,
+                    'is_blocked', a.is_blocked
                 )
     end as handling_admin,
     coalesce(chat.items, '[]') as messages,
@@ -433,6 +490,7 @@ inner join escrows as e on d.escrow_id = e.id
 inner join users as b on e.buyer_id = b.id
 left join users as s on e.seller_id = s.id
 left join users as a on d.admin_id = a.id
+inner join currencies as cur on e.currency = cur.code
 cross join
     lateral (
         select
@@ -472,10 +530,11 @@ where d.id = :dispute_id;
 -- (created_at, id), keyset-paged (rows before the cursor when one is
 -- given), page_size + 1 rows so the caller knows whether a next page exists;
 -- each with its escrow's ref, amount and currency, the parties' display
--- names (the handle the buyer typed for a seller with no account) and the
--- time of the last message. Joins only: no query per row.
+-- names (the handle the buyer typed for a seller with no account), the
+-- currency's decimals and the time of the last message. Joins only: no
+-- query per row.
 -- Indexes: disputes_queue (scanned backwards from the cursor), escrows
--- (pk), users (pk).
+-- (pk), users (pk), currencies (pk).
 select
     d.id,
     d.escrow_id,
@@ -485,12 +544,14 @@ select
     e.ref as escrow_ref,
     e.amount,
     e.currency,
+    cur.decimals,
     coalesce(nullif(b.first_name, ''), b.username, '') as buyer_name,
     coalesce(nullif(s.first_name, ''), s.username, e.seller_handle) as seller_name
 from disputes as d
 inner join escrows as e on d.escrow_id = e.id
 inner join users as b on e.buyer_id = b.id
 left join users as s on e.seller_id = s.id
+inner join currencies as cur on e.currency = cur.code
 where
     d.status in ('open', 'in_review')
     -- No cursor: before everything. One row comparison, never an OR, so that
@@ -507,3 +568,120 @@ limit :page_size::integer + 1;
 update disputes
 set created_at = :created_at::timestamptz
 where id = any(:dispute_ids::bigint[]);
+
+-- name: my_disputes(telegram_id, before_at, before_id, page_size)^
+-- My disputes screen (/disputes for a user who is no admin): the user
+-- (blocked? onboarded?) and the disputed escrows they are the buyer or the
+-- seller of, each with its live dispute, newest escrow first by
+-- (created_at, id), keyset-paged: rows strictly before the cursor
+-- (before_at, before_id) when one is given; page_size + 1 rows at most (the
+-- extra one says a next page exists). Each with the user's role, the
+-- counterparty's display name, the amount with its currency's decimals and
+-- the time of the last message. No row for an unknown user.
+-- Indexes: users (telegram_id); escrows_buyer and escrows_seller, each read
+-- in index order from the cursor and filtered on the status (so it reads
+-- the user's escrows until the page is full), cut at page_size + 1 before
+-- the two are merged; disputes_live_per_escrow; users (pk); currencies (pk).
+with
+page as (
+    select
+        p.id,
+        p.ref,
+        p.my_role,
+        p.counterparty_id,
+        p.seller_handle,
+        p.currency,
+        p.amount,
+        p.created_at
+    from (
+        (
+            select
+                e.id,
+                e.ref,
+                'buyer' as my_role,
+                e.seller_id as counterparty_id,
+                e.seller_handle,
+                e.currency,
+                e.amount,
+                e.created_at
+            from escrows as e
+            where
+                e.buyer_id = (
+                    select u.id from users as u
+                    where u.telegram_id = :telegram_id
+                )
+                and e.status = 'disputed'
+                -- No cursor: a bound past every row; one row comparison, an
+                -- index condition in a generic plan too.
+                and (e.created_at, e.id) < (
+                    coalesce(:before_at::timestamptz, 'infinity'),
+                    coalesce(:before_id::bigint, 9223372036854775807)
+                )
+            order by e.created_at desc, e.id desc
+            limit :page_size::integer + 1
+        )
+        union all
+        (
+            select
+                e.id,
+                e.ref,
+                'seller' as my_role,
+                e.buyer_id as counterparty_id,
+                e.seller_handle,
+                e.currency,
+                e.amount,
+                e.created_at
+            from escrows as e
+            where
+                e.seller_id = (
+                    select u.id from users as u
+                    where u.telegram_id = :telegram_id
+                )
+                and e.buyer_id <> e.seller_id
+                and e.status = 'disputed'
+                and (e.created_at, e.id) < (
+                    coalesce(:before_at::timestamptz, 'infinity'),
+                    coalesce(:before_id::bigint, 9223372036854775807)
+                )
+            order by e.created_at desc, e.id desc
+            limit :page_size::integer + 1
+        )
+    ) as p
+    order by p.created_at desc, p.id desc
+    limit :page_size::integer + 1
+)
+
+select
+    me.id as user_id,
+    me.is_blocked,
+    me.onboarding::text as onboarding,
+    coalesce(items.items, '[]') as items
+from users as me
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object(
+                    'dispute_id', d.id,
+                    'status', d.status,
+                    'escrow_id', p.id,
+                    'escrow_ref', p.ref,
+                    'role', p.my_role,
+                    'counterparty_name', coalesce(
+                        nullif(cp.first_name, ''), cp.username, p.seller_handle, ''
+                    ),
+                    'currency', p.currency,
+                    'decimals', c.decimals,
+                    'amount', p.amount,
+                    'escrow_created_at', p.created_at,
+                    'opened_at', d.created_at,
+                    'last_message_at', d.last_message_at
+                )
+                order by p.created_at desc, p.id desc
+            ) as items
+        from page as p
+        inner join disputes as d on p.id = d.escrow_id and d.status in ('open', 'in_review')
+        inner join currencies as c on p.currency = c.code
+        left join users as cp on p.counterparty_id = cp.id
+    ) as items
+where me.telegram_id = :telegram_id;

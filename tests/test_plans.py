@@ -276,6 +276,18 @@ SCREENS: list[tuple[str, str, Params]] = [
     ("lock_order_context", "exchange order", lambda s: {"order_ref": s.exchange_ref}),
     ("lock_order_context", "deposit order", lambda s: {"order_ref": s.deposit_ref}),
     ("open_disputes", "", lambda s: {**FIRST_PAGE, "page_size": 20}),
+    ("my_disputes", "first page", lambda s: {**me(s), **FIRST_PAGE}),
+    ("my_disputes", "later page", lambda s: {**me(s), **LATER_PAGE}),
+    (
+        "admin_cashout_queue",
+        "first page",
+        lambda s: {"after_at": None, "after_id": None, "page_size": 10},
+    ),
+    (
+        "admin_cashout_queue",
+        "later page",
+        lambda s: {"after_at": LATER_PAGE["before_at"], "after_id": 0, "page_size": 10},
+    ),
     ("admin_dashboard_stats", "", lambda s: {}),
     (
         "admin_user_page",

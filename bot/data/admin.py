@@ -1,13 +1,22 @@
-"""The admin screens (`sql/admin.sql`): the dashboard, the user list, the transaction review."""
+"""The admin screens (`sql/admin.sql`): the dashboard, the user list, the transaction review,
+the cashout approval queue; and the start-up sync of the admin flags."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from bot.data.enums import AccountKind, EscrowStatus, OnboardingStep, TransferKind, TransferStatus
+from bot.data.enums import (
+    AccountKind,
+    DestinationKind,
+    EscrowStatus,
+    OnboardingStep,
+    TransferKind,
+    TransferStatus,
+)
 from bot.data.rows import PageCursor, keyset, moment, money
 from bot.db import queries
 
@@ -112,6 +121,7 @@ class UserWallet:
     currency: str
     available: Decimal
     held: Decimal
+    decimals: int  # the currency's, for showing the amounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +187,7 @@ async def user_page(
             onboarding=OnboardingStep(r["onboarding"]),
             created_at=r["created_at"],
             wallets=tuple(
-                UserWallet(w["currency"], money(w["available"]), money(w["held"]))
+                UserWallet(w["currency"], money(w["available"]), money(w["held"]), w["decimals"])
                 for w in r["wallets"]
             ),
             escrow_count=r["escrow_count"],
@@ -208,6 +218,7 @@ class TransferEntry:
     escrow_id: int | None  # for escrow_holding
     provider: str | None  # for provider_clearing
     user: EntryUser | None  # the wallet's owner; None for the platform's accounts
+    decimals: int  # the currency's, for showing the amount
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TransferEntry:
@@ -224,6 +235,7 @@ class TransferEntry:
                 if d["user_id"] is not None
                 else None
             ),
+            decimals=d["decimals"],
         )
 
 
@@ -292,4 +304,104 @@ async def transaction_review(
     return TransferPage(
         transfers=transfers,
         next_before=PageCursor(last.created_at, last.id) if last else None,
+    )
+
+
+# --- cashout approval ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedCashout:
+    """A pending cashout as the approval queue shows it."""
+
+    id: int
+    user_id: int
+    telegram_id: int  # whom to tell once it is approved or rejected
+    display_name: str  # first name and @username, or the Telegram id when it has neither
+    is_blocked: bool
+    currency: str
+    decimals: int
+    amount: Decimal  # what the user receives
+    fee: Decimal  # held with the amount, kept by the platform on payout
+    destination: DestinationKind
+    network: str | None  # crypto: network and address
+    address: str | None
+    bank_code: str | None  # bank: code, bank name, account number and name
+    bank_name: str | None
+    account_number: str | None
+    account_name: str | None
+    created_at: datetime
+
+    @property
+    def total(self) -> Decimal:
+        """What is held in the user's wallet: amount plus fee."""
+        return self.amount + self.fee
+
+
+@dataclass(frozen=True, slots=True)
+class CashoutQueue:
+    items: tuple[QueuedCashout, ...]  # oldest first by (created_at, id)
+    next_after: PageCursor | None  # the last row's cursor when more follow; None on the last page
+
+
+async def cashout_queue(conn, *, after: PageCursor | None = None, limit: int = 10) -> CashoutQueue:
+    """Pending cashouts oldest first, keyset-paged after `after` (1 to 100 a page)."""
+    size = _page_size(limit)
+    rows = [
+        r
+        async for r in queries.admin_cashout_queue(
+            conn,
+            after_at=after.at if after else None,
+            after_id=after.id if after else None,
+            page_size=size,
+        )
+    ]
+    items = tuple(
+        QueuedCashout(
+            id=r["id"],
+            user_id=r["user_id"],
+            telegram_id=r["telegram_id"],
+            display_name=r["display_name"],
+            is_blocked=r["is_blocked"],
+            currency=r["currency"],
+            decimals=r["decimals"],
+            amount=r["amount"],
+            fee=r["fee"],
+            destination=DestinationKind(r["destination"]),
+            network=r["network"],
+            address=r["address"],
+            bank_code=r["bank_code"],
+            bank_name=r["bank_name"],
+            account_number=r["account_number"],
+            account_name=r["account_name"],
+            created_at=r["created_at"],
+        )
+        for r in rows[:size]
+    )
+    last = items[-1] if len(rows) > size else None
+    return CashoutQueue(
+        items=items, next_after=PageCursor(last.created_at, last.id) if last else None
+    )
+
+
+# --- admin flags --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSync:
+    promoted: tuple[int, ...]  # Telegram ids made admins
+    demoted: tuple[int, ...]  # Telegram ids no longer admins
+    missing: tuple[int, ...]  # configured ids with no user yet (admins at a later sync)
+
+
+async def sync_admins(conn, *, admin_ids: Iterable[int]) -> AdminSync:
+    """users.is_admin true exactly for `admin_ids` (the configured admins), false for
+    everyone else, in one statement; the SQL movements that check is_admin follow it."""
+    # As text: a bigint[] parameter costs asyncpg a type lookup on each new connection.
+    ids = [str(i) for i in sorted({int(i) for i in admin_ids})]
+    row = await queries.admin_sync(conn, admin_ids=ids)
+    return AdminSync(
+        promoted=tuple(int(i) for i in row["promoted"]),
+        demoted=tuple(int(i) for i in row["demoted"]),
+        missing=tuple(sorted(int(i) for i in row["missing"])),
     )

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.data.enums import DisputeResolution, DisputeStatus, EscrowStatus
-from bot.data.errors import refusal
+from bot.data.errors import AccountBlocked, refusal
 from bot.data.escrow import ReferralReward, rewards_from_json
 from bot.data.rows import PageCursor, keyset, moment, money
 from bot.db import queries
@@ -29,9 +29,25 @@ class Dispute:
     created_at: datetime
     last_message_at: datetime | None
     resolved_at: datetime | None
+    # What the dispute chat screen and the notifications need, as open_dispute answers it.
+    escrow: DisputedEscrow | None = None
+    buyer: Person | None = None
+    seller: Person | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Dispute:
+        escrow = None
+        if row.get("escrow_ref") is not None:
+            escrow = DisputedEscrow(
+                id=row["escrow_id"],
+                ref=row["escrow_ref"],
+                currency=row["currency"],
+                amount=row["amount"],
+                buyer_fee=row["buyer_fee"],
+                seller_fee=row["seller_fee"],
+                status=EscrowStatus(row["escrow_status"]),
+                decimals=row["decimals"],
+            )
         return cls(
             id=row["id"],
             escrow_id=row["escrow_id"],
@@ -45,6 +61,32 @@ class Dispute:
             created_at=row["created_at"],
             last_message_at=row["last_message_at"],
             resolved_at=row["resolved_at"],
+            escrow=escrow,
+            buyer=Person.from_json(row.get("buyer")),
+            seller=Person.from_json(row.get("seller")),
+        )
+
+    def as_context(self) -> DisputeContext:
+        """The dispute screen of a dispute just opened (no admin, no messages yet), built
+        from what open_dispute answered: no query."""
+        if self.escrow is None or self.buyer is None:
+            raise ValueError("only a dispute as open_dispute answers it has its screen")
+        return DisputeContext(
+            dispute=DisputeSummary(
+                id=self.id,
+                status=self.status,
+                reason=self.reason,
+                resolution=self.resolution,
+                buyer_share=self.buyer_share,
+                created_at=self.created_at,
+                resolved_at=self.resolved_at,
+            ),
+            escrow=self.escrow,
+            buyer=self.buyer,
+            seller=self.seller,
+            admin=None,
+            messages=(),
+            message_count=0,
         )
 
 
@@ -55,6 +97,10 @@ class DisputeMessage:
     sender_id: int
     body: str
     created_at: datetime
+    # After the post, for the chat screen and the notifications (no refetch needed).
+    sender_name: str = ""  # first name, else username
+    dispute_status: DisputeStatus | None = None  # in_review once an admin wrote
+    admin: Person | None = None  # the admin handling the dispute, if one does
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +126,8 @@ def _raise_unless_ok(
     outcome = row["outcome"]
     if outcome == "ok":
         return
+    if outcome == "blocked":
+        raise AccountBlocked()
     if outcome == "not_found":
         raise refusal(outcome, what=subject)
     if outcome == "not_a_party":
@@ -92,7 +140,11 @@ def _raise_unless_ok(
 
 
 async def open_dispute(conn, *, escrow_id: int, telegram_id: int, reason: str) -> Dispute:
-    """The buyer or the seller disputes an accepted or delivered escrow."""
+    """The buyer or the seller disputes an accepted or delivered escrow.
+
+    The answer carries the escrow and both parties (`as_context()` is the chat screen).
+    NotFound, NotAParty, AccountBlocked, WrongStatus, Invalid; a refusal changes nothing.
+    """
     row = await queries.dispute_open(
         conn, escrow_id=escrow_id, telegram_id=telegram_id, reason=reason.strip()
     )
@@ -105,7 +157,9 @@ async def open_dispute(conn, *, escrow_id: int, telegram_id: int, reason: str) -
 async def post_dispute_message(
     conn, *, dispute_id: int, telegram_id: int, body: str
 ) -> DisputeMessage:
-    """The buyer, the seller or an admin writes into a live dispute."""
+    """The buyer, the seller or an admin writes into a live dispute.
+
+    NotFound, NotAParty, AccountBlocked, WrongStatus (resolved), Invalid."""
     row = await queries.dispute_post_message(
         conn, dispute_id=dispute_id, telegram_id=telegram_id, body=body.strip()
     )
@@ -118,6 +172,9 @@ async def post_dispute_message(
         sender_id=row["sender_id"],
         body=row["body"],
         created_at=row["created_at"],
+        sender_name=row["sender_name"],
+        dispute_status=DisputeStatus(row["dispute_status"]),
+        admin=Person.from_json(row["handling_admin"]),
     )
 
 
@@ -171,6 +228,7 @@ class Person:
     telegram_id: int
     display_name: str  # first name, else username
     username: str | None
+    is_blocked: bool = False
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> Person | None:
@@ -181,6 +239,7 @@ class Person:
             telegram_id=d["telegram_id"],
             display_name=d["display_name"],
             username=d["username"],
+            is_blocked=d.get("is_blocked", False),
         )
 
 
@@ -204,6 +263,7 @@ class DisputedEscrow:
     buyer_fee: Decimal
     seller_fee: Decimal
     status: EscrowStatus
+    decimals: int  # the currency's, for showing the amounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +324,7 @@ async def dispute_context(conn, *, dispute_id: int) -> DisputeContext | None:
             buyer_fee=row["buyer_fee"],
             seller_fee=row["seller_fee"],
             status=EscrowStatus(row["escrow_status"]),
+            decimals=row["decimals"],
         ),
         buyer=Person.from_json(row["buyer"]),
         seller=Person.from_json(row["seller"]),
@@ -280,6 +341,7 @@ class QueuedDispute:
     escrow_ref: str
     amount: Decimal
     currency: str
+    decimals: int  # the currency's, for showing the amount
     buyer_name: str
     seller_name: str  # the handle the buyer typed while the seller has no account
     status: DisputeStatus
@@ -308,6 +370,7 @@ async def open_disputes(conn, *, before: PageCursor | None = None, limit: int = 
             escrow_ref=r["escrow_ref"],
             amount=money(r["amount"]),
             currency=r["currency"],
+            decimals=r["decimals"],
             buyer_name=r["buyer_name"],
             seller_name=r["seller_name"],
             status=DisputeStatus(r["status"]),
@@ -320,4 +383,74 @@ async def open_disputes(conn, *, before: PageCursor | None = None, limit: int = 
     return DisputePage(
         items=items,
         next_before=PageCursor(items[-1].created_at, items[-1].id) if more else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MyDispute:
+    """One of the user's disputed escrows with its live dispute."""
+
+    dispute_id: int
+    status: DisputeStatus  # open or in_review
+    escrow_id: int
+    escrow_ref: str
+    role: str  # the user's role in the escrow: "buyer" or "seller"
+    counterparty_name: str
+    currency: str
+    decimals: int
+    amount: Decimal
+    escrow_created_at: datetime  # the page's order and cursor
+    opened_at: datetime
+    last_message_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MyDisputes:
+    is_blocked: bool
+    onboarding_complete: bool
+    items: tuple[MyDispute, ...]  # newest escrow first
+    next_before: PageCursor | None  # None on the last page
+
+
+MY_DISPUTES_MAX = 50  # the largest page my_disputes serves
+
+
+async def my_disputes(
+    conn, *, telegram_id: int, before: PageCursor | None = None, limit: int = 10
+) -> MyDisputes | None:
+    """The user's disputed escrows (as buyer or seller) with their live disputes, newest
+    escrow first, keyset-paged, with the user's flags; None for an unknown user. `limit`
+    is held to 1..50."""
+    limit = max(1, min(limit, MY_DISPUTES_MAX))
+    row = await queries.my_disputes(
+        conn, telegram_id=telegram_id, page_size=limit, **keyset(before)
+    )
+    if row is None:
+        return None
+    items = tuple(
+        MyDispute(
+            dispute_id=i["dispute_id"],
+            status=DisputeStatus(i["status"]),
+            escrow_id=i["escrow_id"],
+            escrow_ref=i["escrow_ref"],
+            role=i["role"],
+            counterparty_name=i["counterparty_name"],
+            currency=i["currency"],
+            decimals=i["decimals"],
+            amount=money(i["amount"]),
+            escrow_created_at=moment(i["escrow_created_at"]),
+            opened_at=moment(i["opened_at"]),
+            last_message_at=moment(i["last_message_at"]),
+        )
+        for i in row["items"]
+    )
+    next_before = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_before = PageCursor(at=items[-1].escrow_created_at, id=items[-1].escrow_id)
+    return MyDisputes(
+        is_blocked=row["is_blocked"],
+        onboarding_complete=row["onboarding"] == "complete",
+        items=items,
+        next_before=next_before,
     )

@@ -132,6 +132,16 @@ class Invalid(DomainError):
         return self.reason
 
 
+@dataclass(eq=False)
+class AccountBlocked(DomainError):
+    """The user is blocked: they may move nothing."""
+
+    outcome = "blocked"
+
+    def message(self) -> str:
+        return "Your account is blocked."
+
+
 REFUSALS: dict[str, type[DomainError]] = {
     cls.outcome: cls
     for cls in (
@@ -146,6 +156,7 @@ REFUSALS: dict[str, type[DomainError]] = {
         Duplicate,
         IdempotencyConflict,
         Invalid,
+        AccountBlocked,
     )
 }
 

@@ -199,12 +199,15 @@ Handler = Callable[[Update, Context], Awaitable[Any]]
 
 
 def admin_only(handler: Handler) -> Handler:
-    """Refuse anyone not among the configured admin Telegram ids, before any query."""
+    """Refuse anyone not among the configured admin Telegram ids, before any query.
+
+    A refusal answers None: inside a conversation the user stays where they were.
+    """
 
     async def guarded(update: Update, context: Context) -> Any:
         if not is_admin(update, context):
             await alert(update, ADMINS_ONLY)
-            return END
+            return None
         return await handler(update, context)
 
     guarded.__name__ = handler.__name__
