@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import secrets
+import socket
 from collections.abc import Iterable
+from dataclasses import replace
 
 import asyncpg
 from telegram import Update
@@ -12,6 +16,7 @@ from telegram.ext import Application, ApplicationBuilder, BaseHandler
 from telegram.request import BaseRequest
 
 from bot import db
+from bot.data.admin import sync_admins
 from bot.handlers import (
     admin,
     contacts,
@@ -92,6 +97,10 @@ def build_application(
             dsn = database_url or db.database_url()
             app.bot_data["pool"] = await db.create_pool(dsn)
             app.bot_data["own_pool"] = True
+        # The SQL movements check users.is_admin: make it say what the configuration says.
+        sync = await sync_admins(app.bot_data["pool"], admin_ids=settings.admin_ids)
+        if sync.missing:
+            log.warning("configured admins without an account yet: %s", sync.missing)
 
     async def close_pool(app: Application) -> None:
         if app.bot_data.pop("own_pool", False):
@@ -108,3 +117,62 @@ def build_application(
         app.add_handler(handler, group=group)
     app.add_error_handler(_on_error)
     return app
+
+
+async def serve(
+    app: Application,
+    *,
+    webhook_url: str | None,
+    host: str = "0.0.0.0",
+    port: int = 8080,
+    sockets: list[socket.socket] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """The bot and the HTTP app on one loop, until SIGINT/SIGTERM.
+
+    The HTTP app always runs (provider webhooks, /healthz, /metrics). Telegram's
+    updates come by long polling, or with `webhook_url` to the HTTP app's
+    /telegram, checked against the secret token given to setWebhook. `sockets` and
+    `stop` are for tests: already-bound sockets, and an event that ends the run.
+    """
+    from bot import web
+
+    settings = web.WebSettings.from_env()
+    if webhook_url and not settings.telegram_secret_token:
+        # Telegram must prove each update is from Telegram: make up a secret for this run.
+        settings = replace(settings, telegram_secret_token=secrets.token_urlsafe(32))
+    await app.initialize()
+    if app.post_init:
+        await app.post_init(app)  # only run_polling/run_webhook call it themselves
+    try:
+        if webhook_url:
+            await app.bot.set_webhook(
+                url=webhook_url.rstrip("/") + "/telegram",
+                secret_token=settings.telegram_secret_token,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await app.bot.delete_webhook()
+            await app.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        await app.start()
+        server = web.make_server(
+            web.create_app(app.bot_data["pool"], settings, app), host=host, port=port
+        )
+        if stop is not None:
+
+            async def stop_when_told() -> None:
+                await stop.wait()
+                server.should_exit = True
+
+            stopper = asyncio.create_task(stop_when_told())
+        await server.serve(sockets=sockets)  # returns on SIGINT/SIGTERM or `stop`
+        if stop is not None:
+            stopper.cancel()
+    finally:
+        if app.updater and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        if app.post_shutdown:
+            await app.post_shutdown(app)

@@ -134,37 +134,43 @@ async def test_creating_an_escrow_costs_one_lookup_and_one_create(conn, chat):
     assert len((await my_escrows(conn, telegram_id=BUYER, status_group="all")).items) == 1
 
 
-async def test_paying_from_the_wallet_at_creation_is_the_second_movement(conn, chat):
+async def test_paying_from_the_wallet_is_the_escrows_first_action(conn, chat):
     buyer, _, _ = await cast(conn, chat)
     steps = await walk_to_confirm(buyer, method="wallet")
 
     confirm = await buyer.press("escrow:confirm")
 
-    # Create (1) and fund from the wallet (1): escrow_create does not fund.
-    assert confirm.round_trips == 2
-    assert sum(s.round_trips for s in steps[1:]) + confirm.round_trips == 3
+    # The flow's budget: 1 lookup, 1 to create. Paying is an action of its own.
+    assert confirm.round_trips == 1
+    assert sum(s.round_trips for s in steps[1:]) + confirm.round_trips == 2
     item = await only_escrow(conn)
-    assert item.status == S.FUNDED
-    assert "created and paid from your wallet" in confirm.text
+    assert item.status == S.AWAITING_PAYMENT
+    assert "Pay it from your wallet" in confirm.text
+    assert await available(conn, BUYER) == D("1000")
+
+    paid = await buyer.press(f"escrow:act:{item.id}:pay")
+
+    assert paid.round_trips == 1
+    assert (await only_escrow(conn)).status == S.FUNDED
     assert await available(conn, BUYER) == D("897.5")
-    [note] = confirm.to(SELLER)
-    assert "It is paid: accept or decline it." in note
+    assert any("is funded" in note for note in paid.to(SELLER))
 
 
-async def test_wallet_drained_before_confirm_creates_the_escrow_unpaid_and_says_why(conn, chat):
+async def test_wallet_drained_before_paying_refuses_and_says_why(conn, chat):
     buyer, _, _ = await cast(conn, chat)
     await walk_to_confirm(buyer, method="wallet")
+    confirm = await buyer.press("escrow:confirm")
+    item = await only_escrow(conn)
     # Behind the flow's back: 950 USDT go on hold for a cashout.
     await seeding.cashout(conn, BUYER, "USDT", "950")
 
-    confirm = await buyer.press("escrow:confirm")
+    paid = await buyer.press(f"escrow:act:{item.id}:pay", on=confirm.screen)
 
-    assert confirm.round_trips == 2
-    assert "paying it from your wallet failed" in confirm.text
-    assert "Not enough USDT: 50 USDT available, 102.5 USDT needed." in confirm.text
-    item = await only_escrow(conn)
-    assert item.status == S.AWAITING_PAYMENT
-    assert f"escrow:act:{item.id}:pay" in confirm.screen.callbacks
+    # The refused payment, then the fresh view.
+    assert paid.round_trips == 2
+    assert "Not enough USDT: 50 USDT available, 102.5 USDT needed." in paid.text
+    assert (await only_escrow(conn)).status == S.AWAITING_PAYMENT
+    assert f"escrow:act:{item.id}:pay" in paid.screen.callbacks
     assert await available(conn, BUYER) == D("50")
 
 

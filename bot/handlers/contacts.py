@@ -53,7 +53,7 @@ from bot.money import AddressError, BankAccountError, validate_address, validate
 
 FLOW = "contacts"
 # The add flow's answers so far, kept beside the screen's context (dropped with it).
-DRAFT = "contacts.draft"
+DRAFT = "contacts_draft"  # dropped with the flow (bot.cache.drop)
 
 LIST, CURRENCY, NETWORK, ADDRESS, ADDRESS_LABEL, BANK, ACCOUNT, HOLDER, BANK_LABEL, DELETE = (
     "list", "currency", "network", "address", "address_label", "bank", "account", "holder",

@@ -5,8 +5,8 @@
 - Create (the New escrow button): the seller's handle, then
   `escrow_creation_context` (the flow's one lookup, kept in the flow cache),
   then currency, amount, description, fee split and payment method from the
-  cache (0 each), then Confirm: `create_escrow` (1) and, when the buyer pays
-  from the wallet, `fund_escrow_from_wallet` (1 more: creating does not fund).
+  cache (0 each), then Confirm: `create_escrow` (1). Paying from the wallet is
+  then the escrow's first action (`fund_escrow_from_wallet`, 1).
 - `escrow:view:<id>`: `escrow_view` for the presser (1); buttons from the
   actions the view allows. `escrow:act:<id>:<action>`: the movement (1), the
   result shown from its answer, the other party told. Release, refund,
@@ -849,15 +849,8 @@ async def confirm(update: Update, context: Context) -> object:
         return END
     headline = "✅ Escrow created."
     if draft.method == PaymentMethod.WALLET:
-        # Creating does not fund: paying is the second movement, re-checked under lock.
-        try:
-            escrow = (await _pay(pool(context), escrow_id=escrow.id, telegram_id=me)).escrow
-            headline = "✅ Escrow created and paid from your wallet."
-        except DomainError as refused:
-            headline = (
-                "⚠️ The escrow was created, but paying it from your wallet failed: "
-                f"{_refusal(refused, draft.currency.decimals)}"
-            )
+        # Paying is its own movement (an escrow action, 1 round trip), re-checked under lock.
+        headline += " Pay it from your wallet to start the trade."
     text = _escrow_text(escrow, draft.currency.decimals, "buyer")
     if ctx.seller is None:
         text += (
