@@ -189,15 +189,18 @@ select
 from checked
 left join verification on true;
 
--- name: onboarding_spend_attempt(telegram_id)^
--- OTP step (movement, the first of at most two): the user's latest
--- verification, locked, with one attempt spent before the code is compared
--- (in Python, against the salted hash returned here), so that guesses sent
--- in parallel never get more tries than the limit. Nothing is spent when
--- the code was verified, expired or used up, or when another account took
--- its address meanwhile. Outcome not_found, expired, exhausted, taken or ok
--- (then attempts_left is what remains after this try).
--- Indexes: users (telegram_id), email_verifications_user.
+-- name: onboarding_verify_email(telegram_id, otp_hash)^
+-- OTP step (movement): the user's latest verification, locked, judged
+-- against the hash of the code as typed (the salt is the user's own, so the
+-- caller hashes before asking). The right code verifies the address, moves
+-- onboarding to awaiting_terms (a completed user stays complete) and links
+-- the escrows that invited this address, except the user's own; a wrong code
+-- spends an attempt. Guesses sent in parallel queue on the lock, so they
+-- never get more tries than the limit. Nothing changes when the code was
+-- verified, expired or used up, or another account took its address.
+-- Outcome not_found, expired, exhausted, taken, wrong (attempts_left is what
+-- remains) or ok.
+-- Indexes: users (telegram_id), email_verifications_user, escrows_invited.
 with
 asked as (
     select :telegram_id::bigint as telegram_id
@@ -206,6 +209,7 @@ asked as (
 latest as (
     select
         u.telegram_id,
+        u.id as user_id,
         v.id,
         v.email,
         v.otp_hash,
@@ -227,13 +231,15 @@ latest as (
 checked as (
     select
         latest.id,
+        latest.user_id,
         latest.email,
-        latest.otp_hash,
+        latest.attempts_left,
         case
             when latest.id is null or latest.verified then 'not_found'
             when latest.expired then 'expired'
             when latest.attempts_left <= 0 then 'exhausted'
             when latest.email_taken then 'taken'
+            when latest.otp_hash <> :otp_hash then 'wrong'
             else 'ok'
         end as outcome
     from asked
@@ -244,34 +250,16 @@ spent as (
     update email_verifications as v
     set attempts_left = v.attempts_left - 1
     from checked
-    where v.id = checked.id and checked.outcome = 'ok' and v.attempts_left > 0
+    where v.id = checked.id and checked.outcome = 'wrong'
     returning v.attempts_left
-)
+),
 
-select
-    checked.outcome,
-    checked.id as verification_id,
-    checked.email,
-    checked.otp_hash,
-    spent.attempts_left
-from checked
-left join spent on true;
-
--- name: onboarding_confirm_email(verification_id)^
--- OTP step (movement, after onboarding_spend_attempt found the right code):
--- verifies the address and gives back the attempt the right code spent,
--- moves onboarding to awaiting_terms (a completed user stays complete) and
--- links the escrows that invited this address, except the user's own. No
--- row when a parallel try verified it first.
--- Indexes: email_verifications primary key, users primary key, escrows_invited.
-with
 verification as (
-    update email_verifications
-    set
-        verified_at = now(),
-        attempts_left = attempts_left + 1
-    where id = :verification_id and verified_at is null
-    returning user_id, email, attempts_left
+    update email_verifications as v
+    set verified_at = now()
+    from checked
+    where v.id = checked.id and checked.outcome = 'ok'
+    returning v.user_id, v.email
 ),
 
 me as (
@@ -283,7 +271,7 @@ me as (
         updated_at = now()
     from verification
     where u.id = verification.user_id
-    returning u.id, u.email, verification.attempts_left
+    returning u.id, u.email
 ),
 
 invited as (
@@ -297,10 +285,12 @@ invited as (
 )
 
 select
-    me.email,
-    me.attempts_left,
+    checked.outcome,
+    checked.email,
+    coalesce(spent.attempts_left, checked.attempts_left) as attempts_left,
     (select count(*) from invited) as invited_escrows
-from me;
+from checked
+left join spent on true;
 
 -- name: onboarding_accept_terms(telegram_id)^
 -- Terms step (movement): completes onboarding, only from awaiting_terms.

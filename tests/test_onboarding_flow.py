@@ -69,10 +69,10 @@ async def test_a_new_user_onboards_in_one_round_trip_per_step(conn, chat, mailer
     assert email.screen.callbacks == ["onboarding:resend", "onboarding:email"]
     assert await step_of(conn, NEW) is OnboardingStep.AWAITING_OTP
 
-    # The right code: one statement spends the try, one more verifies the address.
+    # The right code: one statement judges it and verifies the address.
     code = await nkem.send(mailer.code[:3] + " " + mailer.code[3:])
     steps.append(code)
-    assert code.round_trips == 2
+    assert code.round_trips == 1
     assert "nkem@example.com</b> is confirmed" in code.text
     assert code.screen.callbacks == ["onboarding:accept"]
 
@@ -84,8 +84,8 @@ async def test_a_new_user_onboards_in_one_round_trip_per_step(conn, chat, mailer
     # The terms screen became the welcome, in place.
     assert done.screen.message_id == code.screen.message_id
 
-    assert [s.round_trips for s in steps] == [1, 1, 2, 1]
-    assert sum(s.round_trips for s in steps) == 5
+    assert [s.round_trips for s in steps] == [1, 1, 1, 1]
+    assert sum(s.round_trips for s in steps) == 4
     ctx = await onboarding_context(conn, telegram_id=NEW)
     assert ctx.onboarding_complete and ctx.user.email == "nkem@example.com"
     assert len(ctx.wallets) == 5
@@ -164,7 +164,7 @@ async def test_resume_at_the_code_step_then_at_the_terms(conn, chat, mailer):
     assert "onboarding:resend" in back.screen.callbacks
 
     code = await nkem.send(mailer.code)
-    assert code.round_trips == 2 and "I accept" in code.screen.buttons[0][0][0]
+    assert code.round_trips == 1 and "I accept" in code.screen.buttons[0][0][0]
 
     # Left again at the terms: /start shows them again.
     await nkem.send("/cancel")
@@ -263,7 +263,7 @@ async def test_wrong_codes_count_down_then_a_new_code_works(conn, chat, mailer):
     assert fresh.round_trips == 1
     assert len(mailer.sent) == 2 and mailer.sent[1][0] == "nkem@example.com"
     ok = await nkem.send(mailer.code)
-    assert ok.round_trips == 2 and "is confirmed" in ok.text
+    assert ok.round_trips == 1 and "is confirmed" in ok.text
 
 
 async def test_an_expired_code_asks_for_a_new_one(conn, chat, mailer):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -123,16 +122,13 @@ def _digest(code: str, salt: bytes) -> bytes:
     return hashlib.scrypt(code.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
 
 
-async def _hash_code(code: str) -> str:
-    salt = secrets.token_bytes(16)
+async def _hash_code(code: str, telegram_id: int) -> str:
+    """The stored form of a code. The salt is the user's own and derived, not stored
+    apart: the OTP step can hash what was typed before it asks, and judge the code
+    in the same statement that locks the verification (one round trip)."""
+    salt = hashlib.sha256(f"lockbay-otp:{telegram_id}".encode()).digest()[:16]
     digest = await asyncio.to_thread(_digest, code, salt)
     return f"{salt.hex()}${digest.hex()}"
-
-
-async def _code_matches(code: str, stored: str) -> bool:
-    salt_hex, _, digest_hex = stored.partition("$")
-    digest = await asyncio.to_thread(_digest, code, bytes.fromhex(salt_hex))
-    return hmac.compare_digest(digest, bytes.fromhex(digest_hex))
 
 
 async def start_email_verification(conn, *, telegram_id: int, email: str) -> EmailVerification:
@@ -140,7 +136,7 @@ async def start_email_verification(conn, *, telegram_id: int, email: str) -> Ema
     email = normalize_email(email)
     code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
     row = await queries.onboarding_start_email_verification(
-        conn, telegram_id=telegram_id, email=email, otp_hash=await _hash_code(code)
+        conn, telegram_id=telegram_id, email=email, otp_hash=await _hash_code(code, telegram_id)
     )
     outcome = row["outcome"]
     if outcome == "not_found":
@@ -159,16 +155,22 @@ async def start_email_verification(conn, *, telegram_id: int, email: str) -> Ema
 
 
 async def verify_email_otp(conn, *, telegram_id: int, code: str) -> OtpCheck:
-    """Checks `code` against the user's pending verification.
+    """Checks `code` against the user's pending verification, in one statement.
 
     A wrong code is not an error: it costs an attempt and says how many are
     left. Expired codes and exhausted attempts are refused (Invalid) without
-    changing anything. The attempt is spent (under the row's lock) before the
-    hash is compared in Python, so a wrong code is one round trip; the right
-    one takes a second statement that verifies and gives the attempt back.
+    changing anything.
     """
     code = "".join(code.split())  # "123 456" as typed is still the code
-    row = await queries.onboarding_spend_attempt(conn, telegram_id=telegram_id)
+    try:
+        row = await queries.onboarding_verify_email(
+            conn, telegram_id=telegram_id, otp_hash=await _hash_code(code, telegram_id)
+        )
+    except asyncpg.UniqueViolationError as e:
+        # Another account verified the same address in the same instant.
+        if e.constraint_name == "users_email_lower":
+            raise Invalid(reason="That e-mail address is already in use.") from e
+        raise
     outcome = row["outcome"]
     if outcome == "not_found":
         raise NotFound("verification")
@@ -178,24 +180,15 @@ async def verify_email_otp(conn, *, telegram_id: int, code: str) -> OtpCheck:
         raise Invalid(reason="There were too many attempts with this code. Ask for a new one.")
     if outcome == "taken":
         raise Invalid(reason="That e-mail address is already in use.")
+    if outcome == "wrong":
+        return OtpCheck(verified=False, attempts_left=row["attempts_left"], email=row["email"])
     if outcome != "ok":
         raise refusal(outcome)
-    if not await _code_matches(code, row["otp_hash"]):
-        return OtpCheck(verified=False, attempts_left=row["attempts_left"], email=row["email"])
-    try:
-        done = await queries.onboarding_confirm_email(conn, verification_id=row["verification_id"])
-    except asyncpg.UniqueViolationError as e:
-        # Another account verified the same address in the same instant.
-        if e.constraint_name == "users_email_lower":
-            raise Invalid(reason="That e-mail address is already in use.") from e
-        raise
-    if done is None:  # a parallel try with the same code verified it first
-        raise NotFound("verification")
     return OtpCheck(
         verified=True,
-        attempts_left=done["attempts_left"],
-        email=done["email"],
-        invited_escrows=done["invited_escrows"],
+        attempts_left=row["attempts_left"],
+        email=row["email"],
+        invited_escrows=row["invited_escrows"],
     )
 
 
