@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find bot sql -type f -name '*.py' -o -type f -name '*.sql')
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean bench
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ $(VENV)/.installed: $(SOURCES)
 
 demo: install
 	$(BIN)/lockbay demo
+
+# The benchmark: `make bench` (100k users), `make bench ARGS="--scale large"` (1M users).
+bench: install
+	$(BIN)/python -m pip install -q ".[bench]"
+	$(BIN)/python -m bench $(ARGS)
 
 test: lint
 	$(BIN)/pytest
