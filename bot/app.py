@@ -12,10 +12,10 @@ from dataclasses import replace
 
 import asyncpg
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, BaseHandler
+from telegram.ext import Application, ApplicationBuilder, BaseHandler, CommandHandler
 from telegram.request import BaseRequest
 
-from bot import db
+from bot import db, metrics
 from bot.data.admin import sync_admins
 from bot.handlers import (
     admin,
@@ -31,7 +31,11 @@ from bot.handlers import (
     support,
     wallet,
 )
-from bot.handlers.ui import Context, Settings, fit
+from bot.handlers.ui import Context, Settings, fit, nothing_to_cancel
+from bot.payouts import BOT_DATA_WORKER as PAYOUT_WORKER
+from bot.payouts import schedule_payouts, worker_from_env
+from bot.providers.fincra import FincraClient
+from bot.providers.rates import RatesClient, schedule_rates
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +73,14 @@ def token_from_env() -> str:
 def all_handlers() -> Iterable[BaseHandler]:
     for area in AREAS:
         yield from area.handlers()
+    # Last: a /cancel that no open flow took.
+    yield CommandHandler("cancel", nothing_to_cancel)
 
 
 async def _on_error(update: object, context: Context) -> None:
     """Log it, keep it for the offline driver, and tell the user plainly."""
     log.error("handler failed", exc_info=context.error)
+    metrics.handler_failed(context.error)
     context.bot_data.setdefault("errors", []).append(context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
@@ -119,6 +126,27 @@ def build_application(
     return app
 
 
+def _start_providers(app: Application) -> FincraClient | None:
+    """The jobs and clients the environment configures: the rates refresh
+    (LOCKBAY_RATES_URL), the cashout worker (LOCKBAY_FINCRA_API_KEY), and Fincra's
+    look-up of a payment before it is credited. Each is off when not configured."""
+    clients = app.bot_data.setdefault("provider_clients", [])
+    if os.environ.get("LOCKBAY_RATES_URL", "").strip():
+        app.bot_data["rates_client"] = RatesClient.from_env()
+        clients.append(app.bot_data["rates_client"])
+        schedule_rates(app.job_queue)
+    else:
+        log.warning("LOCKBAY_RATES_URL is not set: exchange rates are not refreshed")
+    worker = worker_from_env(app.bot_data["pool"])
+    if worker is None:
+        log.warning("LOCKBAY_FINCRA_API_KEY is not set: approved cashouts are not paid out")
+        return None
+    app.bot_data[PAYOUT_WORKER] = worker
+    clients.append(worker.bank.client)
+    schedule_payouts(app.job_queue)
+    return worker.bank.client
+
+
 async def serve(
     app: Application,
     *,
@@ -154,9 +182,12 @@ async def serve(
         else:
             await app.bot.delete_webhook()
             await app.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        fincra = _start_providers(app)
         await app.start()
         server = web.make_server(
-            web.create_app(app.bot_data["pool"], settings, app), host=host, port=port
+            web.create_app(app.bot_data["pool"], settings, app, fincra_client=fincra),
+            host=host,
+            port=port,
         )
         if stop is not None:
 
@@ -169,6 +200,8 @@ async def serve(
         if stop is not None:
             stopper.cancel()
     finally:
+        for client in app.bot_data.pop("provider_clients", []):
+            await client.aclose()
         if app.updater and app.updater.running:
             await app.updater.stop()
         if app.running:

@@ -20,10 +20,8 @@ async def _migrate(dsn: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    """The bot, until interrupted: long polling, or webhook mode behind the HTTP app."""
-    from telegram import Update
-
-    from bot.app import admin_ids_from_env, build_application, token_from_env
+    """The bot and its HTTP app, until interrupted: polling, or webhook mode."""
+    from bot.app import admin_ids_from_env, build_application, serve, token_from_env
     from bot.handlers.ui import Settings
 
     token = token_from_env()
@@ -33,12 +31,7 @@ def _run(args: argparse.Namespace) -> None:
     dsn = db.database_url()
     asyncio.run(_migrate(dsn))
     app = build_application(token=token, settings=settings, database_url=dsn)
-    if args.webhook_url:
-        from bot import web
-
-        web.serve(app, webhook_url=args.webhook_url, host=args.host, port=args.port)
-    else:
-        app.run_polling(allowed_updates=Update.ALL_TYPES)
+    asyncio.run(serve(app, webhook_url=args.webhook_url, host=args.host, port=args.port))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bot.app import ConfigError
+    from bot.web import SettingsError
 
     try:
         if args.command == "migrate":
@@ -63,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(demo.run(db.database_url()))
         elif args.command == "run":
             _run(args)
-    except (db.MigrationError, ConfigError) as e:
+    except (db.MigrationError, ConfigError, SettingsError) as e:
         print(f"lockbay: {e}", file=sys.stderr)
         return 2
     return 0

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import hashlib
+import inspect
 import json
+import logging
 import os
+import sys
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache, partial
@@ -34,9 +39,6 @@ def load_queries() -> aiosql.Queries:
     """
     text = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(sql_dir().glob("*.sql")))
     return aiosql.from_str(text, "asyncpg")
-
-
-queries = load_queries()
 
 
 # --- round trips ------------------------------------------------------------
@@ -95,6 +97,99 @@ class RoundTripMeter:
 meter = RoundTripMeter()
 
 
+# --- operations ---------------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+# (operation, seconds, round trips), once per operation.
+OperationListener = Callable[[str, float, int], None]  # float-ok: seconds
+
+
+class Operations:
+    """Named units of database work, timed and metered, for the metrics (bot.metrics).
+
+    Each call of a named query is one operation named after the query (a screen:
+    `wallet_context`; a one-statement movement: `escrow_accept`), and each explicit
+    `transaction` is one named after the function that opened it (a multi-statement
+    movement: `wallet.credit_deposit`); queries inside a transaction belong to it. The
+    listeners get, once per outermost operation, its wall time (waiting for a pooled
+    connection included) and its statements as `meter` counts them (BEGIN and COMMIT
+    included). No statement is added; without listeners nothing is measured.
+    """
+
+    def __init__(self) -> None:
+        self.listeners: list[OperationListener] = []
+        self._current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            "lockbay_operation", default=None
+        )
+
+    @asynccontextmanager
+    async def run(self, name: str) -> AsyncIterator[None]:
+        if not self.listeners or self._current.get() is not None:
+            yield
+            return
+        token = self._current.set(name)
+        started = time.perf_counter()
+        elapsed = 0.0  # float-ok: seconds
+        try:
+            async with meter.measure() as m:
+                try:
+                    yield
+                finally:
+                    elapsed = time.perf_counter() - started
+        finally:
+            self._current.reset(token)
+            for listener in self.listeners:
+                try:
+                    listener(name, elapsed, m.round_trips)
+                except Exception:  # a metric must never fail a movement that happened
+                    log.exception("operation listener failed")
+
+    def instrument(self, name: str, fn: Callable) -> Callable:
+        """The aiosql query function `fn`, each call one operation named `name`."""
+        if inspect.isasyncgenfunction(fn):  # many rows: fetched at once, as aiosql does
+
+            @functools.wraps(fn)
+            async def rows(conn, *args, **kwargs):
+                async with self.run(name):
+                    fetched = [row async for row in fn(conn, *args, **kwargs)]
+                for row in fetched:
+                    yield row
+
+            return rows
+        if not inspect.iscoroutinefunction(fn):  # the `_cursor` variants
+            return fn
+
+        @functools.wraps(fn)
+        async def call(conn, *args, **kwargs):
+            async with self.run(name):
+                return await fn(conn, *args, **kwargs)
+
+        return call
+
+
+operations = Operations()
+
+
+class InstrumentedQueries:
+    """The loaded queries, each call an operation of `operations`; everything else (a
+    query's `.sql`, `available_queries`, `driver_adapter`) is the loaded object's."""
+
+    def __init__(self, loaded: aiosql.Queries, ops: Operations) -> None:
+        self._loaded = loaded
+        for name in loaded.available_queries:
+            setattr(self, name, ops.instrument(name, getattr(loaded, name)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loaded, name)
+
+    def __repr__(self) -> str:
+        return f"InstrumentedQueries({self._loaded!r})"
+
+
+queries = InstrumentedQueries(load_queries(), operations)
+
+
 # --- connections ------------------------------------------------------------
 
 
@@ -140,15 +235,30 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
+def transaction(
+    conn_or_pool, *, operation: str | None = None
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """One explicit transaction on a connection, or on one taken from a pool.
+
+    One operation for the metrics (`operations`), named `operation`, else after the
+    function that opens it: `wallet.credit_deposit` for bot.data.wallet's credit_deposit.
+    """
+    if operation is None:
+        caller = sys._getframe(1)
+        module = caller.f_globals.get("__name__", "").removeprefix("bot.data.")
+        operation = f"{module}.{caller.f_code.co_name}"
+    return _transaction(conn_or_pool, operation)
+
+
 @asynccontextmanager
-async def transaction(conn_or_pool) -> AsyncIterator[asyncpg.Connection]:
-    """One explicit transaction on a connection, or on one taken from a pool."""
-    if isinstance(conn_or_pool, asyncpg.Pool):
-        async with conn_or_pool.acquire() as conn, conn.transaction():
-            yield conn
-    else:
-        async with conn_or_pool.transaction():
-            yield conn_or_pool
+async def _transaction(conn_or_pool, operation: str) -> AsyncIterator[asyncpg.Connection]:
+    async with operations.run(operation):
+        if isinstance(conn_or_pool, asyncpg.Pool):
+            async with conn_or_pool.acquire() as conn, conn.transaction():
+                yield conn
+        else:
+            async with conn_or_pool.transaction():
+                yield conn_or_pool
 
 
 def database_url(data_dir: Path | None = None) -> str:
@@ -166,12 +276,12 @@ def embedded_server(data_dir: Path, *, cleanup_mode: str) -> str:
     pgserver runs as root too, where PostgreSQL's own tools refuse to.
     `cleanup_mode` "stop" keeps the data, "delete" removes it at exit.
     """
-    import pgserver  # only the embedded path needs it
-
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
-        # pgserver asks platformdirs for a runtime dir it never uses.
+        # pgserver asks platformdirs for a runtime dir it never uses (at import, too).
         warnings.simplefilter("ignore")
+        import pgserver  # only the embedded path needs it
+
         server = pgserver.get_server(data_dir.resolve(), cleanup_mode=cleanup_mode)
     return server.get_uri()
 

@@ -648,3 +648,33 @@ where id = :order_id;
 -- Index: none needed at test sizes (exchange_rates is scanned).
 update exchange_rates
 set fetched_at = fetched_at - :seconds::integer * interval '1 second';
+
+-- name: exchange_store_rates(bases, quotes, rates, source)
+-- Rates job: stores one fetch from the rates source, every row stamped with
+-- this statement's now(): coin -> USD for the coins we carry, USD -> NGN.
+-- Pairs naming a currency we do not carry are skipped. Returns the rows
+-- stored; the quotes and screens read them through exchange_rates_latest.
+-- Index: currencies pkey.
+insert into exchange_rates (base, quote, rate, source)
+select
+    r.base,
+    r.quote,
+    r.rate,
+    :source::text as source
+from unnest(:bases::text[], :quotes::text[], :rates::numeric[]) as r (base, quote, rate)
+where
+    (
+        r.quote = 'USD'
+        and r.base in (
+            select c.code from currencies as c
+            where c.kind = 'crypto'
+        )
+    )
+    or (
+        r.base = 'USD'
+        and r.quote in (
+            select c.code from currencies as c
+            where c.kind = 'fiat'
+        )
+    )
+returning base, quote, rate, source, fetched_at;

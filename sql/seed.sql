@@ -1526,3 +1526,82 @@ select
     (select count(*) from saved_bank_accounts) as saved_bank_accounts_count,
     (select count(*) from ratings) as ratings_count,
     (select count(*) from referral_rewards) as referral_rewards_count;
+
+-- name: seed_top_up(telegram_id, currency, target)$
+-- Demo, on every run: a deposit (as seed_credit makes it) of what the wallet
+-- lacks to hold `target` available, nothing when it holds that much already;
+-- returns the wallet's available balance after.
+with
+wallet as (
+    select
+        w.id,
+        w.available,
+        :target::numeric - w.available as lacking
+    from wallets as w
+    inner join users as u on w.user_id = u.id
+    where u.telegram_id = :telegram_id and w.currency = :currency
+    for update of w
+),
+
+posted as (
+    select
+        post_transfer(
+            'deposit',
+            jsonb_build_array(
+                jsonb_build_object('kind', 'wallet_available', 'wallet', wallet.id, 'amount', wallet.lacking),
+                jsonb_build_object(
+                    'kind', 'provider_clearing',
+                    'provider', case when :currency = 'NGN' then 'fincra' else 'blockbee' end,
+                    'currency', :currency::text,
+                    'amount', -wallet.lacking
+                )
+            ),
+            'seed'
+        ) as transfer_id
+    from wallet
+    where wallet.lacking > 0
+)
+
+-- The function's update is invisible to this statement's snapshot: add it up.
+select
+    case
+        when posted.transfer_id is null then wallet.available
+        else wallet.available + wallet.lacking
+    end as available
+from wallet
+left join posted on true;
+
+-- name: seed_bench_seeded(first_telegram_id)^
+-- Benchmark (bench/seed.py): the scale the benchmark's database was seeded
+-- at, as recorded by seed_bench_record; no row before a seeding completed.
+-- The record is an idempotency key of the scale set's first user, scope
+-- 'bench_seeding', key the scale's name: a seeding is claimed once.
+-- Indexes: users (telegram_id), idempotency_keys pkey.
+select
+    k.key as scale_name,
+    k.result,
+    k.created_at as seeded_at
+from idempotency_keys as k
+inner join users as u on k.user_id = u.id
+where u.telegram_id = :first_telegram_id and k.scope = 'bench_seeding';
+
+-- name: seed_bench_record(first_telegram_id, scale, result)!
+-- Benchmark: records the scale just seeded (with what `result` says about
+-- it) once its last step has run, so that a seeding cut short leaves no
+-- record and is done again.
+insert into idempotency_keys (user_id, scope, key, request_hash, result)
+select
+    u.id,
+    'bench_seeding' as scope,
+    :scale::text as key,
+    :scale::text as request_hash,
+    :result::jsonb as result
+from users as u
+where u.telegram_id = :first_telegram_id
+on conflict (user_id, scope, key) do update
+    set result = excluded.result;
+
+-- name: seed_bench_user_count()$
+-- Benchmark: how many users a database holds, to refuse seeding over a
+-- population that is not the benchmark's own.
+select count(*) as user_count from users;

@@ -1,14 +1,16 @@
 -- Wallet: the wallet screen and the money that moves through it.
 
 -- name: wallet_context(telegram_id)^
--- Wallet screen (and the cashout flows' context): the user; every wallet in
--- currency order with available, held, USD value of both, the rate's time,
--- cashout limits, fees and networks; total USD; live saved addresses and bank
--- accounts (20 each, most recently used first); up to 10 cashouts in flight
--- (newest first) and how many there are. No row when the user is unknown.
+-- Wallet screen (and the cashout flows' context): the user, blocked and
+-- onboarding flags included; every wallet in currency order with available,
+-- held, USD value of both, the rate's time, cashout limits, fees and
+-- networks; total USD; live saved addresses and bank accounts (20 each, most
+-- recently used first); up to 10 cashouts in flight (newest first) and how
+-- many there are; the banks a new account can be at (200 at most, by name,
+-- for the NGN cashout's bank picker). No row when the user is unknown.
 -- Indexes: users (telegram_id), wallets_one_per_currency,
 -- exchange_rates_latest, saved_addresses_live, saved_bank_accounts_live,
--- cashouts_in_flight.
+-- cashouts_in_flight; banks is a small reference table.
 with
 me as (
     select
@@ -19,7 +21,9 @@ me as (
         email,
         phone,
         email_verified_at is not null as email_verified,
-        phone_verified_at is not null as phone_verified
+        phone_verified_at is not null as phone_verified,
+        is_blocked,
+        onboarding = 'complete' as onboarding_complete
     from users
     where telegram_id = :telegram_id
 ),
@@ -75,7 +79,8 @@ select
     coalesce(addresses.items, '[]') as addresses,
     coalesce(banks.items, '[]') as bank_accounts,
     coalesce(cashouts.items, '[]') as cashouts_in_flight,
-    coalesce(cashouts.total, 0) as cashouts_in_flight_count
+    coalesce(cashouts.total, 0) as cashouts_in_flight_count,
+    coalesce(bank_list.items, '[]') as banks
 from me
 cross join
     lateral (
@@ -157,6 +162,22 @@ cross join
         ) as b
         inner join banks as bk on b.bank_code = bk.code
     ) as banks
+cross join
+    lateral (
+        select
+            json_agg(
+                json_build_object('code', bk.code, 'name', bk.name)
+                order by bk.name, bk.code
+            ) as items
+        from (
+            select
+                code,
+                name
+            from banks
+            order by name, code
+            limit 200
+        ) as bk
+    ) as bank_list
 cross join lateral (
     select
         max(f.total) as total,
@@ -238,10 +259,12 @@ left join cur on true
 left join created on true;
 
 -- name: wallet_claim_webhook_event(provider, event_id, event_type, order_ref, payload)$
--- Deposit webhook, first step of its transaction: claims (provider,
--- event_id) once; returns the event's id, or nothing when the event was
--- already claimed (a redelivery). A concurrent delivery of the same event
--- waits here until the first one commits, then gets nothing.
+-- Deposit and payout webhooks, first step of their transaction: claims
+-- (provider, event_id) once; returns the event's id, or nothing when the
+-- event was already claimed (a redelivery). A concurrent delivery of the same
+-- event waits here until the first one commits, then gets nothing. On its
+-- own, it records an event that moves no money (an unknown reference) so
+-- that an admin can look and its redeliveries stop there.
 -- Index: webhook_events_once.
 insert into webhook_events (provider, event_id, event_type, order_ref, payload)
 values (
@@ -262,8 +285,15 @@ returning id;
 -- account. A top-up order becomes paid; an exchange order records what it
 -- received. Marks the event processed with the transfer. outcome not_found
 -- (unknown ref) or invalid (currency or amount) changes nothing.
+-- Under- and over-payments: expected_amount is what an escrow (amount +
+-- buyer_fee) or an exchange order (from_amount) still asked for before this
+-- payment (its price less the earlier payments to the same reference; 0 once
+-- it is no longer payable; none for a top-up), difference is amount less
+-- that; both are recorded on the event (payload key _lockbay). Also returns
+-- the escrow seller's telegram id, to tell them.
 -- Indexes: deposit_orders (ref), escrows (payment_reference) and
--- exchange_orders (payment_reference) unique, wallets_one_per_currency.
+-- exchange_orders (payment_reference) unique, wallets_one_per_currency,
+-- webhook_events_order_ref, ledger_entries_transfer, users pkey.
 with
 deposit_order as (
     select
@@ -279,7 +309,10 @@ escrow_order as (
     select
         e.id,
         e.buyer_id as user_id,
-        e.currency
+        e.currency,
+        e.seller_id,
+        e.amount + e.buyer_fee as price,
+        e.status = 'awaiting_payment' as payable
     from escrows as e
     where e.payment_reference = :order_ref
     for update
@@ -290,7 +323,9 @@ exchange_order as (
         x.id,
         x.user_id,
         x.from_currency as currency,
-        x.to_currency
+        x.to_currency,
+        x.from_amount as price,
+        x.status in ('quoted', 'awaiting_payment', 'paid') as payable
     from exchange_orders as x
     where x.payment_reference = :order_ref
     for update
@@ -302,7 +337,10 @@ target as (
         id,
         user_id,
         currency,
-        null as other_currency
+        null as other_currency,
+        null::bigint as counterparty_id,
+        null::numeric as price,
+        false as payable
     from deposit_order
     union all
     select
@@ -310,7 +348,10 @@ target as (
         id,
         user_id,
         currency,
-        null as other_currency
+        null as other_currency,
+        seller_id as counterparty_id,
+        price,
+        payable
     from escrow_order
     union all
     select
@@ -318,8 +359,21 @@ target as (
         id,
         user_id,
         currency,
-        to_currency as other_currency
+        to_currency as other_currency,
+        null::bigint as counterparty_id,
+        price,
+        payable
     from exchange_order
+),
+
+-- What earlier payments to this reference brought: each credited event's
+-- deposit transfer has one entry on the payer's wallet.
+received_before as (
+    select coalesce(sum(le.amount), 0) as amount
+    from webhook_events as ev
+    inner join ledger_transfers as t on ev.transfer_id = t.id and t.kind = 'deposit'
+    inner join ledger_entries as le on t.id = le.transfer_id
+    where ev.order_ref = :order_ref and le.user_id is not null
 ),
 
 -- An exchange payment will touch both of the payer's wallets: lock both now,
@@ -342,8 +396,14 @@ verdict as (
         target.id as order_id,
         target.currency as order_currency,
         u.telegram_id,
+        target.counterparty_id,
         w.id as wallet_id,
         w.available,
+        case
+            when target.price is null then null
+            when target.payable then greatest(target.price - received_before.amount, 0)
+            else 0
+        end as expected_amount,
         case
             when target.id is null then 'not_found'
             when target.currency <> :currency then 'invalid'
@@ -357,6 +417,7 @@ verdict as (
     left join users as u on target.user_id = u.id
     left join currencies as c on target.currency = c.code
     left join payer_wallets as w on target.currency = w.currency
+    cross join received_before
 ),
 
 posted as (
@@ -399,12 +460,28 @@ exchange_paid as (
     where x.id = exchange_order.id
 ),
 
+-- An escrow's or an exchange order's payment records what was expected of it.
+settlement as (
+    select
+        jsonb_build_object(
+            '_lockbay',
+            jsonb_build_object(
+                'expected_amount', verdict.expected_amount,
+                'difference', :amount::numeric - verdict.expected_amount
+            )
+        ) as note
+    from verdict
+    where verdict.expected_amount is not null
+),
+
 processed as (
     update webhook_events as ev
     set
         processed_at = now(),
-        transfer_id = posted.transfer_id
+        transfer_id = posted.transfer_id,
+        payload = ev.payload || coalesce(settlement.note, '{}'::jsonb)
     from posted
+    left join settlement on true
     where ev.id = :event_row_id
 )
 
@@ -416,9 +493,13 @@ select
     verdict.telegram_id,
     posted.transfer_id,
     -- The function's update is invisible to this statement's snapshot: add it up.
-    verdict.available + :amount::numeric as available
+    verdict.available + :amount::numeric as available,
+    verdict.expected_amount,
+    :amount::numeric - verdict.expected_amount as difference,
+    counterparty.telegram_id as counterparty_telegram_id
 from verdict
-left join posted on true;
+left join posted on true
+left join users as counterparty on verdict.counterparty_id = counterparty.id;
 
 -- name: wallet_request_cashout(telegram_id, currency, amount, destination, idempotency_key, request_hash)^
 -- Cashout confirm step (crypto and NGN flows): claims (user, 'cashout', key)
@@ -426,9 +507,11 @@ left join posted on true;
 -- the pending cashout; a saved destination used gets its last_used_at. The
 -- destination is a JSON object with kind 'crypto_address' (network, address,
 -- saved_address_id) or 'bank_account' (bank_code, account_number,
--- account_name, saved_bank_account_id). The same key with the same request
--- hash returns the first cashout (replay); with another hash,
--- idempotency_conflict. Any other refusal changes nothing.
+-- account_name, saved_bank_account_id, and save_label: a new account the NGN
+-- flow added is saved under that label, or updated when already saved, in
+-- this same statement). The same key with the same request hash returns the
+-- first cashout (replay); with another hash, idempotency_conflict. A blocked
+-- user is refused. Any other refusal changes nothing.
 -- outcome 'retry': a concurrent request committed while this one waited for
 -- the wallet or the key, so this statement's snapshot cannot see it; nothing
 -- changed, and running it again gives the true answer.
@@ -437,7 +520,10 @@ left join posted on true;
 -- saved_addresses pkey, saved_bank_accounts pkey.
 with
 me as (
-    select id from users
+    select
+        id,
+        is_blocked
+    from users
     where telegram_id = :telegram_id
 ),
 
@@ -450,7 +536,8 @@ dest as (
         p.d ->> 'bank_code' as bank_code,
         p.d ->> 'account_number' as account_number,
         btrim(p.d ->> 'account_name') as account_name,
-        (p.d ->> 'saved_bank_account_id')::bigint as saved_bank_account_id
+        (p.d ->> 'saved_bank_account_id')::bigint as saved_bank_account_id,
+        nullif(btrim(p.d ->> 'save_label'), '') as save_label
     from (select :destination::jsonb as d) as p
 ),
 
@@ -562,23 +649,24 @@ verdict as (
             values
             (1, me.id is null, 'not_found', 'user'),
             (2, prior_key.request_hash <> :request_hash, 'idempotency_conflict', null),
-            (3, cur.code is null, 'invalid', 'There is no such currency.'),
+            (3, me.is_blocked, 'invalid', 'This account is blocked: no cashout can be made.'),
+            (4, cur.code is null, 'invalid', 'There is no such currency.'),
             (
-                4,
+                5,
                 :amount::numeric <= 0 or round(:amount::numeric, cur.decimals) <> :amount::numeric,
                 'invalid',
                 format('The amount must be positive, with at most %s decimals.', cur.decimals)
             ),
-            (5, :amount::numeric < cur.cashout_min, 'below_minimum', null),
-            (6, :amount::numeric > cur.cashout_max, 'above_limit', null),
+            (6, :amount::numeric < cur.cashout_min, 'below_minimum', null),
+            (7, :amount::numeric > cur.cashout_max, 'above_limit', null),
             (
-                7,
+                8,
                 dest.kind is null or dest.kind not in ('crypto_address', 'bank_account'),
                 'invalid',
                 'A cashout goes to a crypto address or a bank account.'
             ),
             (
-                8,
+                9,
                 dest.kind = 'crypto_address'
                 and not (
                     cur.kind = 'crypto'
@@ -592,7 +680,7 @@ verdict as (
                 format('%s cannot be sent on that network.', cur.code)
             ),
             (
-                9,
+                10,
                 dest.kind = 'bank_account'
                 and not (
                     cur.code = 'NGN'
@@ -607,22 +695,28 @@ verdict as (
                 'Only naira goes to a bank account, with a known bank, ten digits and a name.'
             ),
             (
-                10,
+                11,
                 dest.saved_address_id is not null
                 and (dest.kind <> 'crypto_address' or saved_address.id is null),
                 'not_found',
                 'saved address'
             ),
             (
-                11,
+                12,
                 dest.saved_bank_account_id is not null
                 and (dest.kind <> 'bank_account' or saved_bank.id is null),
                 'not_found',
                 'saved bank account'
             ),
-            (12, wallet.id is null, 'not_found', 'wallet'),
             (
                 13,
+                dest.kind = 'bank_account' and char_length(dest.save_label) > 64,
+                'invalid',
+                'A label can be at most 64 characters.'
+            ),
+            (14, wallet.id is null, 'not_found', 'wallet'),
+            (
+                15,
                 wallet.available < :amount::numeric + cur.fee,
                 case
                     when wallet.row_version <> wallet_seen.row_version then 'retry'
@@ -651,6 +745,33 @@ claim as (
     returning user_id
 ),
 
+-- A new bank account to keep as a contact: saved only with a cashout made.
+new_bank as (
+    insert into saved_bank_accounts as sb (
+        user_id, bank_code, account_number, account_name, label, last_used_at
+    )
+    select
+        claim.user_id,
+        dest.bank_code,
+        dest.account_number,
+        dest.account_name,
+        dest.save_label as label,
+        now() as last_used_at
+    from claim
+    cross join dest
+    where
+        dest.kind = 'bank_account'
+        and dest.save_label is not null
+        and dest.saved_bank_account_id is null
+    on conflict (user_id, bank_code, account_number) where deleted_at is null
+    do update
+        set
+            account_name = excluded.account_name,
+            label = excluded.label,
+            last_used_at = excluded.last_used_at
+    returning sb.id
+),
+
 cashout as (
     insert into cashouts (
         user_id, wallet_id, currency, amount, fee, destination, network, address, bank_code,
@@ -669,12 +790,15 @@ cashout as (
         case when dest.kind = 'bank_account' then dest.account_number end as account_number,
         case when dest.kind = 'bank_account' then dest.account_name end as account_name,
         case when dest.kind = 'crypto_address' then dest.saved_address_id end as saved_address_id,
-        case when dest.kind = 'bank_account' then dest.saved_bank_account_id end as saved_bank_account_id,
+        case
+            when dest.kind = 'bank_account' then coalesce(dest.saved_bank_account_id, new_bank.id)
+        end as saved_bank_account_id,
         :idempotency_key::text as idempotency_key
     from claim
     cross join wallet
     cross join verdict
     cross join dest
+    left join new_bank on true
     returning *
 ),
 
@@ -705,11 +829,13 @@ used_address as (
     where sa.id = cashout.saved_address_id
 ),
 
+-- Only a saved account picked by id: new_bank has stamped the one it saved.
 used_bank as (
     update saved_bank_accounts as sb
     set last_used_at = now()
     from cashout
-    where sb.id = cashout.saved_bank_account_id
+    cross join dest
+    where sb.id = cashout.saved_bank_account_id and sb.id = dest.saved_bank_account_id
 )
 
 select
@@ -958,6 +1084,38 @@ left join wallet on true
 left join posted on true
 left join failed on true;
 
+-- name: wallet_mark_exchange_underpaid(order_id)$
+-- Deposit webhook, inside its transaction: an exchange order whose payment
+-- fell short (and the wallet could not make up the rest) becomes underpaid;
+-- what arrived stays in the payer's wallet. Returns the order's id, nothing
+-- when it was no longer payable.
+-- Index: exchange_orders pkey.
+update exchange_orders
+set
+    status = 'underpaid',
+    updated_at = now()
+where id = :order_id and status in ('quoted', 'awaiting_payment', 'paid')
+returning id;
+
+-- name: wallet_payout_event_processed(event_row_id, cashout_id, transfer_id)$
+-- Payout webhook, inside the transaction that claimed the event and settled
+-- or failed its cashout: marks the event processed with the cashout's
+-- transfer, and returns the cashout owner's telegram id (to tell them).
+-- Indexes: webhook_events pkey, cashouts pkey, users pkey.
+with
+processed as (
+    update webhook_events
+    set
+        processed_at = now(),
+        transfer_id = :transfer_id
+    where id = :event_row_id
+)
+
+select u.telegram_id
+from cashouts as co
+inner join users as u on co.user_id = u.id
+where co.id = :cashout_id;
+
 -- name: wallet_test_deposit_counts(provider, event_id, order_ref)^
 -- tests: how many times one provider event was recorded and credited.
 -- Indexes: webhook_events_once; the ledger tables are scanned (test data only).
@@ -1008,3 +1166,161 @@ select count(*) as cashouts
 from cashouts as co
 inner join users as u on co.user_id = u.id
 where u.telegram_id = :telegram_id;
+
+-- name: wallet_claim_payouts(bank_provider, crypto_provider, lease_seconds, batch_size, skip_ids)
+-- Payout worker, before it calls any provider (a statement of its own,
+-- committed first): takes up to batch_size cashouts, oldest first, skipping
+-- rows another worker has locked and the ids in skip_ids (those this run has
+-- already tried). Due are approved cashouts, and processing
+-- ones with no provider reference whose claim was released or is older than
+-- lease_seconds (a worker died mid-call: recovering, to be looked up at the
+-- provider before any new call). Bank accounts go to bank_provider, crypto
+-- addresses to crypto_provider; a rail whose provider is null is left alone,
+-- and so is a cashout already named for another provider. Each one taken
+-- becomes processing, names its provider, gets payout_started_at = now()
+-- and one more attempt. Returns what the payout call needs.
+-- Indexes: cashouts_queue, users pkey.
+with
+due as (
+    select
+        co.id,
+        co.status = 'processing' as recovering,
+        rail.provider
+    from cashouts as co
+    cross join
+        lateral (
+            select
+                case co.destination
+                    when 'bank_account' then :bank_provider::text
+                    when 'crypto_address' then :crypto_provider::text
+                end as provider
+        ) as rail
+    where
+        co.status in ('approved', 'processing')
+        and (
+            co.status = 'approved'
+            or (
+                co.provider_reference is null
+                and (
+                    co.payout_started_at is null
+                    or co.payout_started_at < now() - :lease_seconds::integer * interval '1 second'
+                )
+            )
+        )
+        and rail.provider is not null
+        and coalesce(co.provider, rail.provider) = rail.provider
+        and co.id <> all(coalesce(:skip_ids::bigint[], '{}'))
+    order by co.created_at, co.id
+    limit :batch_size::integer
+    for update of co skip locked
+),
+
+claimed as (
+    update cashouts as co
+    set
+        status = 'processing',
+        provider = due.provider,
+        payout_started_at = now(),
+        payout_attempts = co.payout_attempts + 1,
+        updated_at = now()
+    from due
+    where co.id = due.id
+    returning
+        co.id,
+        co.user_id,
+        co.currency,
+        co.amount,
+        co.destination::text as destination,
+        co.network,
+        co.address,
+        co.bank_code,
+        co.account_number,
+        co.account_name,
+        co.provider,
+        co.payout_started_at,
+        co.payout_attempts,
+        co.created_at,
+        due.recovering
+)
+
+select
+    claimed.*,
+    u.telegram_id
+from claimed
+inner join users as u on claimed.user_id = u.id
+order by claimed.created_at, claimed.id;
+
+-- name: wallet_record_payout(cashout_id, provider, provider_reference)^
+-- Payout worker, once the provider has the payout: records the provider's
+-- reference on the processing cashout and ends the claim; the money moves
+-- when the provider confirms (wallet_settle_cashout, from its webhook).
+-- recorded is false when there was nothing to record: the cashout already
+-- has a reference, or is no longer processing (the provider's webhook came
+-- first and settled or failed it).
+-- Index: cashouts pkey.
+with
+recorded as (
+    update cashouts
+    set
+        provider = :provider::text,
+        provider_reference = :provider_reference,
+        payout_started_at = null,
+        updated_at = now()
+    where
+        id = :cashout_id
+        and status = 'processing'
+        and provider_reference is null
+        and (provider is null or provider = :provider::text)
+    returning id
+)
+
+select
+    co.status::text as status,
+    recorded.id is not null as recorded,
+    case when recorded.id is not null then :provider_reference else co.provider_reference end
+        as provider_reference
+from cashouts as co
+left join recorded on co.id = recorded.id
+where co.id = :cashout_id;
+
+-- name: wallet_release_payout_claim(cashout_id, claimed_at)$
+-- Payout worker, after a provider call that may or may not have reached the
+-- provider (timeouts, 5xx, an answer it could not read): ends its own claim
+-- (the one made at claimed_at) so that the next run takes the cashout again
+-- at once, looking it up at the provider before any new call. Returns the
+-- id, nothing when the claim was no longer its own.
+-- Index: cashouts pkey.
+update cashouts
+set
+    payout_started_at = null,
+    updated_at = now()
+where
+    id = :cashout_id
+    and status = 'processing'
+    and provider_reference is null
+    and payout_started_at = :claimed_at
+returning id;
+
+-- name: wallet_test_payout_state(cashout_id)^
+-- tests: a cashout as the payout worker left it, with its wallet.
+-- Indexes: cashouts pkey, wallets pkey.
+select
+    co.status::text as status,
+    co.provider,
+    co.provider_reference,
+    co.payout_started_at,
+    co.payout_attempts,
+    co.failure_reason,
+    w.available,
+    w.held
+from cashouts as co
+inner join wallets as w on co.wallet_id = w.id
+where co.id = :cashout_id;
+
+-- name: wallet_test_age_payout_claims(seconds)!
+-- tests: moves every payout claim seconds into the past, as time passing
+-- would (a worker that died mid-call, its lease running out).
+-- Index: none needed at test sizes (cashouts is scanned).
+update cashouts
+set payout_started_at = payout_started_at - :seconds::integer * interval '1 second'
+where payout_started_at is not null;

@@ -88,3 +88,19 @@ select
 from target
 inner join users as u on target.user_id = u.id
 left join payer_wallet on target.user_id = payer_wallet.user_id;
+
+-- name: health_check()$
+-- GET /healthz: the database answers. No table read.
+select 1 as ok;
+
+-- name: webhook_test_event(provider, event_id)^
+-- tests: one provider event as recorded, and whether it moved money.
+-- Index: webhook_events_once.
+select
+    event_type,
+    order_ref,
+    payload,
+    processed_at is not null as processed,
+    transfer_id
+from webhook_events
+where provider = :provider::text::payment_provider and event_id = :event_id;

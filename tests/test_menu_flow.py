@@ -65,3 +65,22 @@ async def test_admin_sees_the_admin_button(conn, chat):
     await seeding.make_admin(conn, ADMIN_ID)
     step = await chat(ADMIN_ID).send("/menu")
     assert "admin:open" in step.screen.callbacks
+
+
+async def test_cancel_outside_a_flow_says_there_is_nothing_to_cancel(conn, chat):
+    await seeding.user(conn, 106, "Femi")
+    step = await chat(106).send("/cancel")
+    assert step.round_trips == 0
+    assert [r.text for r in step.replies] == ["There is nothing to cancel. /menu"]
+
+
+async def test_cancel_inside_a_flow_answers_once(conn, chat):
+    await seeding.user(conn, 107, "Gbenga")
+    await seeding.credit(conn, 107, "USDT", "50")
+    gbenga = chat(107)
+    await gbenga.send("/wallet")
+
+    step = await gbenga.send("/cancel")
+
+    assert [r.text for r in step.replies] == ["Cancelled. Nothing was changed. /menu"]
+    assert "flows" not in gbenga.app.user_data[107] or not gbenga.app.user_data[107]["flows"]

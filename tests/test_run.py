@@ -32,6 +32,10 @@ def _update(user_id: int, text: str) -> dict:
 
 async def test_webhook_mode_registers_the_webhook_and_answers_updates(pool, conn, monkeypatch):
     monkeypatch.setenv("LOCKBAY_TELEGRAM_SECRET_TOKEN", SECRET)
+    # Configured providers switch their jobs on (nothing is called before the first run).
+    monkeypatch.setenv("LOCKBAY_RATES_URL", "http://127.0.0.1:9/rates")
+    monkeypatch.setenv("LOCKBAY_FINCRA_API_KEY", "key")
+    monkeypatch.setenv("LOCKBAY_FINCRA_BUSINESS_ID", "business")
     await seeding.user(conn, 301, "Ada")
     telegram = FakeTelegram()
     # Ada is a configured admin: start-up marks her so in the database too.
@@ -61,6 +65,7 @@ async def test_webhook_mode_registers_the_webhook_and_answers_updates(pool, conn
             )
             reply = await asyncio.wait_for(answered, timeout=30)
             health = await client.get("/healthz")
+            jobs = {job.name for job in app.job_queue.jobs()}
     finally:
         stop.set()
         await running
@@ -73,5 +78,6 @@ async def test_webhook_mode_registers_the_webhook_and_answers_updates(pool, conn
     webhook = next(c for c in telegram.calls if c.method == "setWebhook")
     assert webhook.params["url"] == "https://bot.example/telegram"
     assert webhook.params["secret_token"] == SECRET
+    assert {"exchange-rates", "cashout-payouts"} <= jobs, jobs
     assert not app.running
     assert app.bot.id == BOT_ID

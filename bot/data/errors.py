@@ -7,15 +7,24 @@ error to raise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+
+# Told the outcome of every refusal as it is made (bot.metrics counts them).
+refusal_listeners: list[Callable[[str], None]] = []
 
 
 class DomainError(Exception):
     """A movement refused; nothing changed."""
 
     outcome = "refused"
+
+    def __new__(cls, *args, **kwargs):
+        for listener in refusal_listeners:
+            listener(cls.outcome)
+        return super().__new__(cls, *args, **kwargs)
 
     def __str__(self) -> str:
         return self.message()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -365,3 +366,39 @@ async def exchange_history(
         orders=orders,
         next_before=PageCursor(orders[-1].created_at, orders[-1].id) if more else None,
     )
+
+
+# --- rates --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRate:
+    """One rate as the rates job stored it."""
+
+    base: str
+    quote: str
+    rate: Decimal  # quote per unit of base
+    source: str
+    fetched_at: datetime
+
+
+async def store_rates(
+    conn, *, rates: Sequence[tuple[str, str, Decimal]], source: str
+) -> list[StoredRate]:
+    """Stores one fetch of (base, quote, rate) rows, all stamped now, in one statement.
+    Pairs naming a currency we do not carry are skipped; the rows stored are returned."""
+    if not rates:
+        return []
+    bases, quotes, values = (list(column) for column in zip(*rates, strict=True))
+    return [
+        StoredRate(
+            base=r["base"],
+            quote=r["quote"],
+            rate=r["rate"],
+            source=r["source"],
+            fetched_at=r["fetched_at"],
+        )
+        async for r in queries.exchange_store_rates(
+            conn, bases=bases, quotes=quotes, rates=values, source=source
+        )
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ from typing import Any
 from bot import db
 from bot.data.contacts import SavedAddress, SavedBankAccount
 from bot.data.enums import CashoutStatus, DepositStatus, DestinationKind, PaymentProvider
-from bot.data.errors import DomainError, refusal
+from bot.data.errors import DomainError, InsufficientFunds, refusal
 from bot.data.escrow import fund_escrow_from_wallet
 from bot.data.exchange import execute_exchange
 from bot.data.rows import moment, money, money_or_none, request_hash
@@ -28,6 +29,14 @@ class WalletUser:
     phone: str | None
     email_verified: bool
     phone_verified: bool
+    is_blocked: bool
+    onboarding_complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Bank:
+    code: str  # NIP code
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,7 @@ class WalletContext:
     bank_accounts: tuple[SavedBankAccount, ...]  # at most 20, most recently used first
     cashouts_in_flight: tuple[CashoutInFlight, ...]  # at most 10, newest first
     cashouts_in_flight_count: int
+    banks: tuple[Bank, ...] = ()  # at most 200, by name: where a new bank account can be
 
     def wallet(self, currency: str) -> Wallet | None:
         return next((w for w in self.wallets if w.currency == currency), None)
@@ -128,6 +138,8 @@ async def wallet_context(conn, *, telegram_id: int) -> WalletContext | None:
             phone=row["phone"],
             email_verified=row["email_verified"],
             phone_verified=row["phone_verified"],
+            is_blocked=row["is_blocked"],
+            onboarding_complete=row["onboarding_complete"],
         ),
         wallets=tuple(Wallet.from_json(w) for w in row["wallets"]),
         total_usd=row["total_usd"] if row["total_usd"] is not None else Decimal(0),
@@ -135,6 +147,7 @@ async def wallet_context(conn, *, telegram_id: int) -> WalletContext | None:
         bank_accounts=tuple(SavedBankAccount.from_json(b) for b in row["bank_accounts"]),
         cashouts_in_flight=tuple(CashoutInFlight.from_json(c) for c in row["cashouts_in_flight"]),
         cashouts_in_flight_count=row["cashouts_in_flight_count"],
+        banks=tuple(Bank(b["code"], b["name"]) for b in row["banks"]),
     )
 
 
@@ -208,6 +221,15 @@ class DepositCredit:
     applied: Any = None
     # Why the escrow funding or exchange was refused; the money then stays in the wallet.
     refused: DomainError | None = None
+    # What the escrow or exchange order still asked for before this payment (0 when it was
+    # no longer payable; None for a top-up, which takes any amount), and `amount` less that:
+    # negative for an underpayment, positive for an overpayment. Recorded on the event.
+    expected_amount: Decimal | None = None
+    difference: Decimal | None = None
+    counterparty_telegram_id: int | None = None  # an escrow's seller, when there is one
+    # An exchange order the payment fell short of (and the wallet could not make up) is
+    # marked underpaid: what arrived stays in the wallet.
+    marked_underpaid: bool = False
 
 
 async def credit_deposit(
@@ -283,6 +305,18 @@ async def credit_deposit(
             # Each refusal changed nothing but its own note (an expired quote is
             # marked expired): the credit stands and the money waits in the wallet.
             refused = e
+        difference = row["difference"]
+        marked_underpaid = False
+        if (
+            row["kind"] == "exchange"
+            and isinstance(refused, InsufficientFunds)
+            and difference is not None
+            and difference < 0
+        ):
+            marked_underpaid = (
+                await queries.wallet_mark_exchange_underpaid(tx, order_id=row["order_id"])
+                is not None
+            )
         return DepositCredit(
             duplicate=False,
             provider=provider,
@@ -297,7 +331,34 @@ async def credit_deposit(
             wallet_available=row["available"],
             applied=applied,
             refused=refused,
+            expected_amount=row["expected_amount"],
+            difference=difference,
+            counterparty_telegram_id=row["counterparty_telegram_id"],
+            marked_underpaid=marked_underpaid,
         )
+
+
+async def record_unmatched_event(
+    conn,
+    *,
+    provider: PaymentProvider,
+    event_id: str,
+    event_type: str,
+    order_ref: str | None,
+    payload: dict | None = None,
+) -> bool:
+    """Records a verified provider event that names no order or cashout of ours: it moves
+    no money, waits (unprocessed) for an admin, and its redeliveries become duplicates.
+    False when the event was already on record."""
+    row_id = await queries.wallet_claim_webhook_event(
+        conn,
+        provider=PaymentProvider(provider).value,
+        event_id=event_id,
+        event_type=event_type,
+        order_ref=order_ref,
+        payload=payload,
+    )
+    return row_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +374,8 @@ class BankDestination:
     account_number: str
     account_name: str
     saved_bank_account_id: int | None = None
+    # A new account to save as a contact under this label, with the cashout (same statement).
+    save_label: str | None = None
 
 
 def _destination_json(destination: CryptoDestination | BankDestination) -> dict[str, Any]:
@@ -323,13 +386,17 @@ def _destination_json(destination: CryptoDestination | BankDestination) -> dict[
             "address": destination.address,
             "saved_address_id": destination.saved_address_id,
         }
-    return {
+    bank = {
         "kind": DestinationKind.BANK_ACCOUNT.value,
         "bank_code": destination.bank_code,
         "account_number": destination.account_number,
         "account_name": destination.account_name,
         "saved_bank_account_id": destination.saved_bank_account_id,
     }
+    # Only when set, so the request hash of a plain bank cashout is what it always was.
+    if destination.save_label is not None:
+        bank["save_label"] = destination.save_label
+    return bank
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,3 +564,203 @@ async def fail_cashout(conn, *, cashout_id: int, reason: str) -> Cashout:
     """The payout cannot be made: the hold goes back to available. NotFound, WrongStatus."""
     row = await queries.wallet_fail_cashout(conn, cashout_id=cashout_id, reason=reason)
     return _cashout_or_refusal(row, "fail")
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutResult:
+    """What one provider payout event did."""
+
+    duplicate: bool  # the event was seen before: nothing moved this time
+    provider: PaymentProvider
+    event_id: str
+    cashout_id: int
+    succeeded: bool  # the event's news: paid out (settle), or not (fail)
+    cashout: Cashout | None = None  # the cashout after the movement; None when nothing moved
+    telegram_id: int | None = None  # the cashout's owner, to tell them
+    # Why nothing moved: NotFound (no such cashout), WrongStatus (already settled or failed).
+    refused: DomainError | None = None
+
+
+async def apply_payout_event(
+    conn,
+    *,
+    provider: PaymentProvider,
+    event_id: str,
+    event_type: str,
+    cashout_id: int,
+    succeeded: bool,
+    provider_reference: str | None = None,
+    reason: str | None = None,
+    order_ref: str | None = None,
+    payload: dict | None = None,
+) -> PayoutResult:
+    """Settles (succeeded) or fails a cashout on the provider's word, exactly once per
+    (provider, event_id).
+
+    One transaction: claim the event, settle_cashout or fail_cashout, mark the event
+    processed with the cashout's transfer. A refusal (no such cashout, or one already
+    settled or failed) moves nothing and is returned in `refused`; the claim stays, so the
+    event is on record for an admin and its redeliveries are duplicates.
+    """
+    provider = PaymentProvider(provider)
+    result = PayoutResult(
+        duplicate=True,
+        provider=provider,
+        event_id=event_id,
+        cashout_id=cashout_id,
+        succeeded=succeeded,
+    )
+    async with db.transaction(conn) as tx:
+        event_row_id = await queries.wallet_claim_webhook_event(
+            tx,
+            provider=provider.value,
+            event_id=event_id,
+            event_type=event_type,
+            order_ref=order_ref,
+            payload=payload,
+        )
+        if event_row_id is None:
+            return result
+        try:
+            if succeeded:
+                cashout = await settle_cashout(
+                    tx,
+                    cashout_id=cashout_id,
+                    provider=provider,
+                    provider_reference=provider_reference or event_id,
+                )
+            else:
+                cashout = await fail_cashout(
+                    tx, cashout_id=cashout_id, reason=reason or f"{provider.value}: payout failed"
+                )
+        except DomainError as e:
+            return PayoutResult(
+                duplicate=False,
+                provider=provider,
+                event_id=event_id,
+                cashout_id=cashout_id,
+                succeeded=succeeded,
+                refused=e,
+            )
+        telegram_id = await queries.wallet_payout_event_processed(
+            tx, event_row_id=event_row_id, cashout_id=cashout_id, transfer_id=cashout.transfer_id
+        )
+        return PayoutResult(
+            duplicate=False,
+            provider=provider,
+            event_id=event_id,
+            cashout_id=cashout_id,
+            succeeded=succeeded,
+            cashout=cashout,
+            telegram_id=telegram_id,
+        )
+
+
+# --- the payout worker ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutClaim:
+    """A cashout a payout worker has taken (processing, its claim committed) and must now
+    pay out through `provider`, or, when `recovering`, first look up there."""
+
+    cashout_id: int
+    user_id: int
+    telegram_id: int
+    currency: str
+    amount: Decimal  # what the destination receives (the fee stays with the platform)
+    destination: DestinationKind
+    network: str | None
+    address: str | None
+    bank_code: str | None
+    account_number: str | None
+    account_name: str | None
+    provider: PaymentProvider
+    claimed_at: datetime  # the claim's payout_started_at: releasing it needs it
+    attempts: int  # claims so far, this one included
+    recovering: bool  # it was processing already: a call may have been made before
+    created_at: datetime
+
+
+async def claim_payouts(
+    conn,
+    *,
+    bank_provider: PaymentProvider | None,
+    crypto_provider: PaymentProvider | None,
+    lease_seconds: int,
+    batch_size: int,
+    skip_ids: Sequence[int] = (),
+) -> list[PayoutClaim]:
+    """Takes up to `batch_size` cashouts to pay out (one statement, committed when `conn`
+    is outside a transaction), skipping those another worker holds and `skip_ids`:
+    approved ones, and processing ones without a provider reference whose claim was
+    released or is older than `lease_seconds`. A rail whose provider is None is left
+    alone."""
+    rows = queries.wallet_claim_payouts(
+        conn,
+        bank_provider=None if bank_provider is None else PaymentProvider(bank_provider).value,
+        crypto_provider=(
+            None if crypto_provider is None else PaymentProvider(crypto_provider).value
+        ),
+        lease_seconds=lease_seconds,
+        batch_size=batch_size,
+        skip_ids=list(skip_ids),
+    )
+    return [
+        PayoutClaim(
+            cashout_id=r["id"],
+            user_id=r["user_id"],
+            telegram_id=r["telegram_id"],
+            currency=r["currency"],
+            amount=r["amount"],
+            destination=DestinationKind(r["destination"]),
+            network=r["network"],
+            address=r["address"],
+            bank_code=r["bank_code"],
+            account_number=r["account_number"],
+            account_name=r["account_name"],
+            provider=PaymentProvider(r["provider"]),
+            claimed_at=r["payout_started_at"],
+            attempts=r["payout_attempts"],
+            recovering=r["recovering"],
+            created_at=r["created_at"],
+        )
+        async for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRecord:
+    status: CashoutStatus  # the cashout's status
+    recorded: bool  # False: it had a reference already, or was settled or failed meanwhile
+    provider_reference: str | None
+
+
+async def record_payout(
+    conn, *, cashout_id: int, provider: PaymentProvider, provider_reference: str
+) -> PayoutRecord:
+    """Records the provider's reference on a processing cashout and ends its claim; the
+    money moves on the provider's confirmation. NotFound for no such cashout."""
+    row = await queries.wallet_record_payout(
+        conn,
+        cashout_id=cashout_id,
+        provider=PaymentProvider(provider).value,
+        provider_reference=provider_reference,
+    )
+    if row is None:
+        raise refusal("not_found", what="cashout")
+    return PayoutRecord(
+        status=CashoutStatus(row["status"]),
+        recorded=row["recorded"],
+        provider_reference=row["provider_reference"],
+    )
+
+
+async def release_payout_claim(conn, *, cashout_id: int, claimed_at: datetime) -> bool:
+    """Ends the claim made at `claimed_at`, so that the next run takes the cashout again
+    at once (looking it up before any new call). False when the claim is no longer that
+    one (recorded, settled, failed, or taken again)."""
+    released = await queries.wallet_release_payout_claim(
+        conn, cashout_id=cashout_id, claimed_at=claimed_at
+    )
+    return released is not None

@@ -77,3 +77,8 @@ async def lock_order_context(conn, *, order_ref: str) -> OrderContext | None:
             else None
         ),
     )
+
+
+async def health_check(conn) -> bool:
+    """True when the database answers (GET /healthz); the caller bounds the wait."""
+    return await queries.health_check(conn) == 1

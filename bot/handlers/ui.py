@@ -20,6 +20,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import (
+    ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
@@ -45,6 +46,7 @@ BLOCKED = "⛔ Your account is blocked. Write to support@lockbay.example if you 
 NOT_REGISTERED = "Welcome! Send /start to set up your account first."
 EXPIRED = "This screen has expired. Open it again from /menu."
 CANCELLED = "Cancelled. Nothing was changed. /menu"
+NOTHING_TO_CANCEL = "There is nothing to cancel. /menu"
 ADMINS_ONLY = "This is for LockBay admins only."
 
 Context = ContextTypes.DEFAULT_TYPE
@@ -151,10 +153,18 @@ async def notify(
 
 
 async def cancel(update: Update, context: Context) -> int:
-    """`/cancel` in any flow: forget the flow's context, nothing changed."""
+    """`/cancel` in any flow: forget the flow's context, nothing changed.
+
+    Stops the later handler groups, so the `/cancel` for when no flow is open
+    (`nothing_to_cancel`, the last group) stays quiet.
+    """
     cache.drop(context.user_data)
     await show(update, CANCELLED)
-    return END
+    raise ApplicationHandlerStop(END)
+
+
+async def nothing_to_cancel(update: Update, context: Context) -> None:
+    await show(update, NOTHING_TO_CANCEL)
 
 
 def flow(
