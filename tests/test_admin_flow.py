@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import seeding
+from conftest import ADMIN_ID
 
 from bot.data.admin import user_page
 from bot.data.escrow import create_escrow
@@ -13,8 +15,6 @@ from bot.data.wallet import fail_cashout
 from bot.db import queries
 from bot.handlers import admin as admin_handlers
 from bot.handlers.ui import ADMINS_ONLY
-from tests import seeding
-from tests.conftest import ADMIN_ID
 
 ADA, BOLA, MALLORY = 8101, 8102, 8103
 D = Decimal

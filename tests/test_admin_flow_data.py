@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import seeding
+
 from bot import db
 from bot.data.admin import cashout_queue, sync_admins, user_page
 from bot.data.enums import DestinationKind
@@ -13,7 +15,6 @@ from bot.data.errors import NotAParty
 from bot.data.rows import PageCursor
 from bot.data.wallet import approve_cashout, fail_cashout
 from bot.db import queries
-from tests import seeding
 
 ADA, BOLA, CHIDI, DAYO = 8201, 8202, 8203, 8204
 D = Decimal

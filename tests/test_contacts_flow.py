@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import seeding
 
 from bot import cache
 from bot.data.contacts import contacts_context, save_address
 from bot.data.onboarding import register_user
 from bot.db import queries
 from bot.handlers.ui import BLOCKED, CANCELLED, EXPIRED, NOT_REGISTERED
-from tests import seeding
 
 ADA, MALLORY = 3101, 3102
 TRON = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import seeding
+from conftest import ADMIN_ID
 
 from bot.data.dispute import my_disputes, open_dispute, post_dispute_message, resolve_dispute
 from bot.data.enums import FeeSplit
@@ -14,8 +16,6 @@ from bot.data.rows import PageCursor
 from bot.db import meter, queries
 from bot.handlers import dispute as dispute_handlers
 from bot.handlers.ui import ADMINS_ONLY, BLOCKED, NOT_REGISTERED
-from tests import seeding
-from tests.conftest import ADMIN_ID
 
 BUYER, SELLER, STRANGER = 7101, 7102, 7103
 D = Decimal

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import seeding
 
 from bot.data.enums import EscrowStatus, FeeSplit
 from bot.data.escrow import (
@@ -20,7 +21,6 @@ from bot.data.escrow import (
 )
 from bot.db import queries
 from bot.handlers.ui import BLOCKED, NOT_REGISTERED
-from tests import seeding
 
 BUYER, SELLER, STRANGER = 7101, 7102, 7103
 S = EscrowStatus

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
 
+import seeding
+
 from bot.data.exchange import exchange_context, execute_exchange, lock_rate
 from bot.db import queries
 from bot.handlers import exchange as ui_exchange
 from bot.handlers.ui import BLOCKED, CANCELLED, EXPIRED, NOT_REGISTERED
-from tests import seeding
 
 ALICE, BOB = 61001, 61002
 D = Decimal

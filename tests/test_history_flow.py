@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 
+import seeding
+
 from bot.data.onboarding import register_user
 from bot.data.rows import PageCursor
 from bot.db import queries
 from bot.handlers.ui import BLOCKED, NOT_REGISTERED
-from tests import seeding
 
 ADA = 5101
 MINUS = "−"  # noqa: RUF001 - the screen's minus sign

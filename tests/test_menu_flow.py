@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests import seeding
-from tests.conftest import ADMIN_ID
+import seeding
+from conftest import ADMIN_ID
 
 
 async def test_menu_is_one_round_trip_and_shows_balances(conn, chat):

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+import seeding
 from prometheus_client.parser import text_string_to_metric_families
 from telegram.ext import CommandHandler
 from webhook_support import FINCRA_KEY, body, serving
@@ -20,7 +21,6 @@ from bot.data.errors import InsufficientFunds, NotFound
 from bot.data.wallet import CryptoDestination, create_deposit_order, request_cashout
 from bot.providers import fincra
 from bot.web import TELEGRAM_SECRET_HEADER
-from tests import seeding
 
 ADA, BAYO = 2101, 2102
 TRON = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"

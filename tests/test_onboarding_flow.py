@@ -6,13 +6,13 @@ import asyncio
 import logging
 
 import pytest
+import seeding
 
 from bot.data.enums import OnboardingStep
 from bot.data.errors import Invalid
 from bot.data.onboarding import onboarding_context, verify_email_otp
 from bot.data.referral import referral_context
 from bot.db import queries
-from tests import seeding
 
 NEW, REFERRER, OTHER = 301, 302, 303
 

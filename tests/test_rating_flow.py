@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import seeding
+
 from bot.data.enums import FeeSplit
 from bot.data.escrow import (
     accept_escrow,
@@ -13,7 +15,6 @@ from bot.data.escrow import (
 )
 from bot.data.rating import rating_summary
 from bot.db import queries
-from tests import seeding
 
 BUYER, SELLER, STRANGER = 7201, 7202, 7203
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import unquote
 
+import seeding
+
 from bot.data.enums import FeeSplit
 from bot.data.escrow import (
     accept_escrow,
@@ -18,7 +20,6 @@ from bot.data.onboarding import register_user
 from bot.data.referral import referral_context
 from bot.handlers.ui import BLOCKED, NOT_REGISTERED
 from bot.offline import BOT_USERNAME
-from tests import seeding
 
 BOSS, SELLER = 4101, 4102
 

@@ -7,11 +7,11 @@ import json
 import socket
 
 import httpx
+import seeding
 
 from bot.app import build_application, serve
 from bot.handlers.ui import Settings
 from bot.offline import BOT_ID, FakeTelegram
-from tests import seeding
 
 SECRET = "run-test-secret"
 

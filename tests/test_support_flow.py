@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import seeding
+from conftest import ADMIN_ID
 
 from bot.data.onboarding import register_user
 from bot.data.support import close_ticket, open_ticket, post_support_message
 from bot.db import queries
-from tests import seeding
-from tests.conftest import ADMIN_ID
 
 ALICE, EVE, NEWBIE = 401, 402, 403
 

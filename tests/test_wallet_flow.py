@@ -8,11 +8,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import seeding
 
 from bot.data.wallet import CryptoDestination, request_cashout, wallet_context
 from bot.db import queries
 from bot.handlers import wallet as wallet_flow
-from tests import seeding
 
 ADA, BAYO = 2001, 2002
 TRON = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"

@@ -9,11 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import seeding
 
 from bot.data.errors import InsufficientFunds, Invalid
 from bot.data.wallet import BankDestination, request_cashout, wallet_context
 from bot.db import queries
-from tests import seeding
 
 ADA, BAYO = 3001, 3002
 
