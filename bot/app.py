@@ -15,7 +15,8 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, BaseHandler, CommandHandler
 from telegram.request import BaseRequest
 
-from bot import db, metrics
+from bot import db, metrics, outbox
+from bot.cache import start_invalidation, stop_invalidation
 from bot.data.admin import sync_admins
 from bot.handlers import (
     admin,
@@ -31,9 +32,12 @@ from bot.handlers import (
     support,
     wallet,
 )
-from bot.handlers.ui import Context, Settings, fit, nothing_to_cancel
+from bot.handlers.ui import FLOW_TIMEOUT_SECONDS, Context, Settings, fit, nothing_to_cancel
+from bot.jobs import schedule_jobs
+from bot.mailer import Mailer
 from bot.payouts import BOT_DATA_WORKER as PAYOUT_WORKER
 from bot.payouts import schedule_payouts, worker_from_env
+from bot.persistence import PostgresPersistence, persistent_flows
 from bot.providers.fincra import FincraClient
 from bot.providers.rates import RatesClient, schedule_rates
 
@@ -96,32 +100,55 @@ def build_application(
     pool: asyncpg.Pool | None = None,
     database_url: str | None = None,
     request: BaseRequest | None = None,
+    persistent: bool = False,
 ) -> Application:
-    """The bot. With `pool`, it uses that pool (tests, the demo); else it opens one at start."""
+    """The bot. With `pool`, it uses that pool (tests, the demo); else it opens one at start.
+    `persistent`: conversations and user data kept in PostgreSQL across restarts."""
 
-    async def open_pool(app: Application) -> None:
+    async def the_pool() -> asyncpg.Pool:
+        # The persistence loads in Application.initialize, before post_init: whichever
+        # asks first opens the pool.
         if "pool" not in app.bot_data:
             dsn = database_url or db.database_url()
             app.bot_data["pool"] = await db.create_pool(dsn)
             app.bot_data["own_pool"] = True
+        return app.bot_data["pool"]
+
+    async def open_pool(app: Application) -> None:
         # The SQL movements check users.is_admin: make it say what the configuration says.
-        sync = await sync_admins(app.bot_data["pool"], admin_ids=settings.admin_ids)
+        sync = await sync_admins(await the_pool(), admin_ids=settings.admin_ids)
         if sync.missing:
             log.warning("configured admins without an account yet: %s", sync.missing)
+        # A mailer the demo or a test set stays; the bot's comes from the environment.
+        if app.bot_data.get("mailer") is None:
+            app.bot_data["mailer"] = Mailer.from_env()
+            if app.bot_data["mailer"] is None:
+                log.warning("LOCKBAY_SMTP_HOST is not set: sign-up e-mail codes cannot be sent")
+        # Other processes' commits evict this process's cached flow contexts (bot.cache).
+        # A pool handed in without a DSN (tests, the demo) has nothing to listen on.
+        if database_url is not None or app.bot_data.get("own_pool"):
+            await start_invalidation(app, database_url or db.database_url())
 
     async def close_pool(app: Application) -> None:
+        await stop_invalidation(app)
         if app.bot_data.pop("own_pool", False):
             await app.bot_data.pop("pool").close()
 
     builder = ApplicationBuilder().token(token).post_init(open_pool).post_shutdown(close_pool)
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
+    if persistent:
+        builder = builder.persistence(
+            PostgresPersistence(the_pool, max_idle_seconds=FLOW_TIMEOUT_SECONDS)
+        )
     app = builder.build()
     app.bot_data["settings"] = settings
+    app.bot_data["database_url"] = database_url  # for the dedicated listening connections
     if pool is not None:
         app.bot_data["pool"] = pool
-    for group, handler in enumerate(all_handlers()):
-        app.add_handler(handler, group=group)
+    with persistent_flows(persistent):
+        for group, handler in enumerate(all_handlers()):
+            app.add_handler(handler, group=group)
     app.add_error_handler(_on_error)
     return app
 
@@ -183,6 +210,9 @@ async def serve(
             await app.bot.delete_webhook()
             await app.updater.start_polling(allowed_updates=Update.ALL_TYPES)
         fincra = _start_providers(app)
+        schedule_jobs(app.job_queue)
+        await outbox.start_sender(app, dsn=app.bot_data.get("database_url"))
+        outbox.schedule_reminders(app.job_queue)
         await app.start()
         server = web.make_server(
             web.create_app(app.bot_data["pool"], settings, app, fincra_client=fincra),
@@ -200,6 +230,7 @@ async def serve(
         if stop is not None:
             stopper.cancel()
     finally:
+        await outbox.stop_sender(app)
         for client in app.bot_data.pop("provider_clients", []):
             await client.aclose()
         if app.updater and app.updater.running:

@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> None:
     settings = Settings(admin_ids=admin_ids_from_env())
     dsn = db.database_url()
     asyncio.run(_migrate(dsn))
-    app = build_application(token=token, settings=settings, database_url=dsn)
+    app = build_application(token=token, settings=settings, database_url=dsn, persistent=True)
     asyncio.run(serve(app, webhook_url=args.webhook_url, host=args.host, port=args.port))
 
 

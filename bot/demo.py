@@ -14,6 +14,7 @@ A flow that raises is reported and the tour goes on; the command then exits with
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
@@ -26,12 +27,19 @@ from telegram.ext import Application
 
 from bot import cache, db
 from bot.app import build_application
+from bot.data.enums import PaymentProvider
 from bot.data.ledger import reconcile
 from bot.data.onboarding import onboarding_context
 from bot.data.referral import referral_context
-from bot.data.wallet import CryptoDestination, request_cashout
+from bot.data.wallet import (
+    CryptoDestination,
+    create_deposit_order,
+    credit_deposit,
+    request_cashout,
+)
 from bot.handlers.ui import Settings
 from bot.offline import BOT_USERNAME, Chat, FakeTelegram, Sent, Step
+from bot.outbox import deliver_due
 
 ADA, BAYO, CHIDI, ADMIN = 7_000_001, 7_000_002, 7_000_003, 7_000_004
 # Newcomers get an id of their own on each run, so that onboarding really runs.
@@ -302,7 +310,7 @@ def _label(message: Sent, data: str) -> str:
 # --- the flows -----------------------------------------------------------------------------
 
 
-async def tour(t: Tour, pool: asyncpg.Pool, mailer: Mailer) -> None:
+async def tour(t: Tour, pool: asyncpg.Pool, mailer: Mailer, dsn: str) -> None:
     """Every flow, in the order a newcomer would meet them."""
     ada = t.chat(ADA, "Ada", "ada_trades", "Ada")
     bayo = t.chat(BAYO, "Bayo", "bayo", "Bayo")
@@ -360,6 +368,31 @@ async def tour(t: Tour, pool: asyncpg.Pool, mailer: Mailer) -> None:
             idempotency_key=f"demo-elsewhere-{newcomer_id}",
         )
         await t.tap(bayo, "Confirm", expect="balance changed")
+
+    async def invalidation() -> None:
+        # This process listens like every bot process does (a dedicated connection).
+        listener = await cache.start_invalidation(t.app, dsn)
+        try:
+            await t.send(bayo, "/wallet", show=False)
+            await t.tap(bayo, "Cash out crypto", show=False)
+            t.note("meanwhile, a 25 USDT deposit to Bayo is credited by a provider's webhook")
+            order = await create_deposit_order(
+                pool, telegram_id=BAYO, currency="USDT", provider=PaymentProvider.BLOCKBEE
+            )
+            seen = listener.evictions
+            await credit_deposit(
+                pool,
+                provider=PaymentProvider.BLOCKBEE,
+                event_id=f"demo-{order.ref}",
+                order_ref=order.ref,
+                currency="USDT",
+                amount=Decimal(25),
+            )
+            await asyncio.wait_for(listener.wait_for(evictions=seen + 1), 30)
+            t.note("its commit's NOTIFY reached this bot process: Bayo's cached wallet is evicted")
+            await t.tap(bayo, "USDT", expect="balance changed")
+        finally:
+            await cache.stop_invalidation(t.app)
 
     async def exchange() -> None:
         await t.send(ada, "/exchange", expect="Exchange")
@@ -470,6 +503,8 @@ async def tour(t: Tour, pool: asyncpg.Pool, mailer: Mailer) -> None:
         ("NGN cashout", 2, "1 to open, 0 per step, 1 to confirm", ngn_cashout),
         ("cashout, stale cache", 3, "1 to open, 1 refused confirm, 1 for the fresh screen",
          stale_cashout),
+        ("invalidation", 2, "1 to open, 1 to refetch after another process's commit",
+         invalidation),
         ("exchange BTC→NGN", 3, "1 to open, 1 to lock, 1 to confirm", exchange),
         ("escrow create", 2, "1 lookup, 1 to create", escrow_create),
         ("escrow actions", 6, "1 per view, 1 per action (pay, accept, deliver, release)",
@@ -529,7 +564,7 @@ async def run(dsn: str) -> None:
             applied = await db.migrate(conn)
             print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
             await seed(conn)
-        runs, balanced = await _run_tour(pool)
+        runs, balanced = await _run_tour(pool, dsn)
     finally:
         await pool.close()
     print_table(runs)
@@ -538,7 +573,7 @@ async def run(dsn: str) -> None:
         raise SystemExit(1)
 
 
-async def _run_tour(pool: asyncpg.Pool) -> tuple[list[FlowRun], bool]:
+async def _run_tour(pool: asyncpg.Pool, dsn: str) -> tuple[list[FlowRun], bool]:
     """The real Application on the pool and the stand-in Telegram, for one tour."""
     telegram = FakeTelegram()
     app = build_application(
@@ -550,6 +585,8 @@ async def _run_tour(pool: asyncpg.Pool) -> tuple[list[FlowRun], bool]:
     mailer = Mailer()
     app.bot_data["mailer"] = mailer
     app.bot_data["account_lookup"] = account_lookup
+    # Notifications to the other party go through the outbox: deliver after each step.
+    app.bot_data["after_update"] = deliver_due
     t = Tour(app, telegram)
     await app.initialize()
     try:
@@ -558,7 +595,7 @@ async def _run_tour(pool: asyncpg.Pool) -> tuple[list[FlowRun], bool]:
         cache.stats.reset()
         cache.stats.listeners.append(t.on_cache)
         try:
-            await tour(t, pool, mailer)
+            await tour(t, pool, mailer, dsn)
         finally:
             cache.stats.listeners.remove(t.on_cache)
     finally:

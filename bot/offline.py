@@ -131,6 +131,8 @@ class FakeTelegram(BaseRequest):
         self._ids = itertools.count(1)
         # chat ids that have blocked the bot: sending to them answers 403
         self.blocked_by: set[int] = set()
+        # Failures to answer next, per method: (status, retry_after) each (see fail_next).
+        self._failures: dict[str, list[tuple[int, int | None]]] = {}
         self._waiters: list[tuple[str, asyncio.Future[Call]]] = []
 
     @property
@@ -161,6 +163,10 @@ class FakeTelegram(BaseRequest):
             self._waiters.remove(waiter)
             if not waiter[1].done():
                 waiter[1].set_result(call)
+        failures = self._failures.get(name)
+        if failures:
+            status, retry_after = failures.pop(0)
+            return status, _answer_error(status, _FAILURES.get(status, "Error"), retry_after)
         chat_id = params.get("chat_id")
         if chat_id is not None and int(chat_id) in self.blocked_by:
             return 403, _answer_error(403, "Forbidden: bot was blocked by the user")
@@ -211,6 +217,18 @@ class FakeTelegram(BaseRequest):
         sent.buttons = _check_keyboard(params.get("reply_markup"))
         return _message_json(sent)
 
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        status: int = 500,
+        retry_after: int | None = None,
+        method: str = "sendMessage",
+    ) -> None:
+        """Answer the next `count` calls of `method` with an error: 500 (Telegram having
+        trouble), or 429 with `retry_after` seconds (flood control). The call is recorded."""
+        self._failures.setdefault(method, []).extend([(status, retry_after)] * count)
+
     def next_call(self, method: str) -> asyncio.Future[Call]:
         """A future for the next call of `method` (for updates processed in the background)."""
         future: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
@@ -222,8 +240,15 @@ class FakeTelegram(BaseRequest):
         return [m for (c, _), m in sorted(self.messages.items()) if c == chat_id]
 
 
-def _answer_error(code: int, description: str) -> bytes:
-    return json.dumps({"ok": False, "error_code": code, "description": description}).encode()
+_FAILURES = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway"}
+
+
+def _answer_error(code: int, description: str, retry_after: int | None = None) -> bytes:
+    answer: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if retry_after is not None:
+        answer["parameters"] = {"retry_after": retry_after}
+        answer["description"] = f"{description}: retry after {retry_after}"
+    return json.dumps(answer).encode()
 
 
 def _message_json(sent: Sent) -> dict[str, Any]:
@@ -286,7 +311,12 @@ class Step:
 
 
 class Chat:
-    """One Telegram user in a private chat with the bot."""
+    """One Telegram user in a private chat with the bot.
+
+    With `app.bot_data["after_update"]` set (bot.outbox.deliver_due), each update is
+    preceded and followed by an outbox delivery pass, neither measured: a step's `to()`
+    shows the notifications that step committed, and only those.
+    """
 
     def __init__(
         self,
@@ -348,12 +378,21 @@ class Chat:
 
     async def _feed(self, payload: dict[str, Any]) -> Step:
         update = Update.de_json(payload, self.app.bot)
+        # bot.outbox's delivery, when the app has it: notifications left by what ran
+        # before this update (another step's stragglers, direct data calls) go out first,
+        # so that the step is shown only what it caused itself.
+        hook = self.app.bot_data.get("after_update")
+        if hook:
+            await hook(self.app)
         before_calls = len(self.telegram.calls)
         before = {k: (m.text, m.edits) for k, m in self.telegram.messages.items()}
         started = time.perf_counter()
         async with db.meter.measure() as m:
             await self.app.process_update(update)
         elapsed = (time.perf_counter() - started) * 1000
+        if hook:
+            # The notifications this update committed, delivered outside its measurement.
+            await hook(self.app)
         self.total_round_trips += m.round_trips
         errors = self.app.bot_data.get("errors", [])
         if self.strict and errors:

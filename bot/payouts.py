@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from bot import outbox
 from bot.data.enums import DestinationKind, PaymentProvider
 from bot.data.errors import WrongStatus
 from bot.data.wallet import (
@@ -357,38 +358,14 @@ def worker_from_env(pool, environ: Mapping[str, str] | None = None) -> PayoutWor
 # --- the job --------------------------------------------------------------------
 
 
-def failure_notice(attempt: PayoutAttempt) -> tuple[int, str] | None:
-    """What the owner of a cashout the worker failed is told (as the webhook would)."""
-    if attempt.outcome is not Outcome.FAILED or attempt.cashout is None:
-        return None
-    from bot.data.wallet import PayoutResult
-    from bot.web import payout_notices
-
-    result = PayoutResult(
-        duplicate=False,
-        provider=attempt.provider,
-        event_id=f"worker:{attempt.cashout_id}",
-        cashout_id=attempt.cashout_id,
-        succeeded=False,
-        cashout=attempt.cashout,
-        telegram_id=attempt.telegram_id,
-    )
-    notices = payout_notices(result)
-    return notices[0] if notices else None
-
-
 async def payouts_job(context) -> None:
-    """python-telegram-bot job: one run of the worker in `bot_data["payout_worker"]`;
-    the owners of cashouts it failed are told."""
+    """python-telegram-bot job: one run of the worker in `bot_data["payout_worker"]`. The
+    owners of cashouts it failed are told through the outbox (the failure wrote their
+    notification); the sender is woken when any failed."""
     worker: PayoutWorker = context.bot_data[BOT_DATA_WORKER]
-    for attempt in await worker.run_once():
-        notice = failure_notice(attempt)
-        if notice is None:
-            continue
-        try:
-            await context.bot.send_message(*notice)
-        except Exception:  # blocked the bot, Telegram down: the hold is released all the same
-            log.warning("could not tell %s about a failed cashout", notice[0], exc_info=True)
+    attempts = await worker.run_once()
+    if any(a.outcome is Outcome.FAILED for a in attempts):
+        await outbox.wake(getattr(context, "application", None))
 
 
 def schedule_payouts(job_queue, interval_seconds: float = 30):  # float-ok: seconds

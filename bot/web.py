@@ -8,8 +8,9 @@ signature covers.
 A provider's request goes: read the raw body (bounded) -> verify the signature on
 those bytes (401, nothing read further) -> parse into a typed event (400/422) -> apply
 it through `bot.data.wallet` in one transaction, exactly once per (provider, event id)
--> answer 2xx -> tell the people concerned on Telegram (a failure to tell is logged,
-never an error for the provider, whose retry would find the event already applied).
+-> answer 2xx. The people concerned are told on Telegram through the outbox: the
+movement's transaction wrote their notifications (migration 0012), and the sender
+(bot.outbox) delivers them after the commit, with retries, whatever the provider hears.
 
 A verified payment whose reference names no order of ours is recorded (moving no
 money) for an admin, and answered 200: the provider would retry a 4xx for ever, and
@@ -34,7 +35,6 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +48,15 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application
 
-from bot import metrics
+from bot import metrics, outbox
 from bot.data.enums import PaymentProvider
-from bot.data.errors import InsufficientFunds, Invalid, NotFound, QuoteExpired, WrongStatus
+from bot.data.errors import Invalid, NotFound
 from bot.data.wallet import (
-    DepositCredit,
-    PayoutResult,
     apply_payout_event,
     credit_deposit,
     record_unmatched_event,
 )
 from bot.data.webhook import health_check
-from bot.money import FIAT_SYMBOLS, format_amount
 from bot.providers import (
     PayloadError,
     PaymentConfirmed,
@@ -99,7 +96,6 @@ class WebSettings:
     dynopay_tolerance_seconds: int = dynopay.TOLERANCE_SECONDS
     max_body_bytes: int = 256 * 1024
     health_timeout_seconds: float = 2.0  # float-ok: seconds
-    notify_timeout_seconds: float = 10.0  # float-ok: seconds
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebSettings:
@@ -207,114 +203,6 @@ def _request_url(request: Request, public_url: str | None) -> bytes:
     return base + path + (b"?" + query if query else b"")
 
 
-# --- telling people -------------------------------------------------------------
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    if currency in FIAT_SYMBOLS:
-        return format_amount(amount, currency, 2)
-    text = f"{amount:,f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text} {currency}"
-
-
-Notice = tuple[int, str]  # (telegram id, text)
-
-
-def payment_notices(credit: DepositCredit) -> list[Notice]:
-    """What the payer (and an escrow's seller) are told about a credited payment."""
-    if credit.telegram_id is None:
-        return []
-    cur = credit.currency
-    got = _money(credit.amount, cur)
-    balance = _money(credit.wallet_available or Decimal(0), cur)
-    ref = credit.order_ref
-    payer = credit.telegram_id
-    refused = credit.refused
-    if credit.order_kind == "deposit":
-        return [(payer, f"✅ Deposit received: {got}. Your {cur} balance: {balance}.")]
-    if credit.order_kind == "escrow":
-        if refused is None and credit.applied is not None:
-            escrow = credit.applied.escrow
-            text = f"✅ Payment received for escrow {ref}: {got}. The escrow is now paid."
-            if credit.difference is not None and credit.difference > 0:
-                extra = _money(credit.difference, cur)
-                text += f" The {extra} paid over what was due is in your wallet."
-            notices = [(payer, text)]
-            if credit.counterparty_telegram_id is not None:
-                notices.append(
-                    (
-                        credit.counterparty_telegram_id,
-                        f"💰 Escrow {ref} is paid: {_money(escrow.amount, cur)} is held for "
-                        "you until the buyer releases it. You can go ahead with the trade.",
-                    )
-                )
-            return notices
-        if isinstance(refused, InsufficientFunds):
-            short = _money(refused.needed - refused.available, cur)
-            return [
-                (
-                    payer,
-                    f"⚠️ {got} arrived for escrow {ref}, which needs "
-                    f"{_money(refused.needed, cur)}. It is in your wallet ({balance}); "
-                    f"{short} more pays the escrow.",
-                )
-            ]
-        if isinstance(refused, WrongStatus):
-            status = refused.status.replace("_", " ")
-            return [
-                (
-                    payer,
-                    f"{got} arrived for escrow {ref}, which is {status}. Nothing is lost: "
-                    f"it is in your wallet ({balance}).",
-                )
-            ]
-    if credit.order_kind == "exchange":
-        if refused is None and credit.applied is not None:
-            done = credit.applied
-            return [
-                (
-                    payer,
-                    f"✅ Payment received: {got}. Exchange {ref} done: "
-                    f"{_money(done.to_amount, done.to_currency)} is in your wallet.",
-                )
-            ]
-        if isinstance(refused, QuoteExpired):
-            return [
-                (
-                    payer,
-                    f"{got} arrived after the quote for exchange {ref} expired. It is in "
-                    f"your wallet ({balance}): start a new exchange to convert it.",
-                )
-            ]
-        if isinstance(refused, InsufficientFunds):
-            return [
-                (
-                    payer,
-                    f"⚠️ {got} arrived for exchange {ref}, which needed "
-                    f"{_money(refused.needed, cur)}. The exchange was not made; what arrived "
-                    f"is in your wallet ({balance}).",
-                )
-            ]
-    return [(payer, f"{got} arrived for {ref}. It is in your wallet ({balance}).")]
-
-
-def payout_notices(result: PayoutResult) -> list[Notice]:
-    c = result.cashout
-    if c is None or result.telegram_id is None:
-        return []
-    if result.succeeded:
-        return [(result.telegram_id, f"✅ Your cashout of {_money(c.amount, c.currency)} is paid.")]
-    return [
-        (
-            result.telegram_id,
-            f"⚠️ Your cashout of {_money(c.amount, c.currency)} could not be paid out "
-            f"({c.failure_reason}). {_money(c.total, c.currency)} is back in your balance.",
-        )
-    ]
-
-
 # --- the application ------------------------------------------------------------
 
 
@@ -400,7 +288,7 @@ class _Web:
             log.warning("%s webhook refused (%s): %s", name, e.status, e.reason)
             return _error(e.status, e.reason)
         try:
-            outcome, notices = await self._apply(event)
+            outcome = await self._apply(event)
         except Invalid as e:  # the order is in another currency, or an impossible amount
             log.warning("%s event %s refused (422): %s", name, event.event_id, e)
             return _error(422, str(e))
@@ -411,20 +299,21 @@ class _Web:
             log.exception("%s event %s failed; the provider will retry", name, event.event_id)
             return _error(500, "internal error")
         log.info("%s event %s: %s", name, event.event_id, outcome)
-        await self._tell(notices)
+        if outcome in ("credited", "settled", "failed"):
+            await outbox.wake(self.application)  # its notifications were committed with it
         return ok(outcome)
 
-    async def _apply(self, event: ProviderEvent) -> tuple[str, list[Notice]]:
-        """Moves the event's money; (its outcome, who to tell what)."""
+    async def _apply(self, event: ProviderEvent) -> str:
+        """Moves the event's money; its outcome."""
         if isinstance(event, PaymentPending):
-            return "pending", []
+            return "pending"
         if isinstance(event, PaymentConfirmed):
             return await self._payment(event)
         return await self._payout(event)
 
-    async def _payment(self, event: PaymentConfirmed) -> tuple[str, list[Notice]]:
+    async def _payment(self, event: PaymentConfirmed) -> str:
         if not await self._confirmed(event):
-            return "unconfirmed", []
+            return "unconfirmed"
         try:
             credit = await credit_deposit(
                 self.pool,
@@ -438,9 +327,9 @@ class _Web:
             )
         except NotFound as e:
             await self._unmatched(event, event.order_ref, e)
-            return "unmatched", []
+            return "unmatched"
         if credit.duplicate:
-            return "duplicate", []
+            return "duplicate"
         if event.underpaid and not (credit.difference is not None and credit.difference < 0):
             # The ledger's own reckoning stands; the disagreement is worth a look.
             log.warning(
@@ -462,7 +351,7 @@ class _Web:
                 credit.expected_amount,
                 credit.difference,
             )
-        return "credited", payment_notices(credit)
+        return "credited"
 
     async def _confirmed(self, event: PaymentConfirmed) -> bool:
         """True when the payment may be credited: confirmed at Fincra for a checkout
@@ -510,10 +399,10 @@ class _Web:
         )
         return False
 
-    async def _payout(self, event: PayoutSucceeded | PayoutFailed) -> tuple[str, list[Notice]]:
+    async def _payout(self, event: PayoutSucceeded | PayoutFailed) -> str:
         if event.cashout_id is None:
             await self._unmatched(event, event.cashout_ref, "not a cashout reference")
-            return "unmatched", []
+            return "unmatched"
         succeeded = isinstance(event, PayoutSucceeded)
         result = await apply_payout_event(
             self.pool,
@@ -528,10 +417,10 @@ class _Web:
             payload=event.payload,
         )
         if result.duplicate:
-            return "duplicate", []
+            return "duplicate"
         if isinstance(result.refused, NotFound):
             log.error("%s event %s names no cashout of ours", event.provider, event.event_id)
-            return "unmatched", []
+            return "unmatched"
         if result.refused is not None:
             # Already settled or failed: a later, contrary word from the provider (a
             # reversal after success) needs a person; the event is on record.
@@ -542,8 +431,8 @@ class _Web:
                 event.cashout_id,
                 result.refused,
             )
-            return "ignored", []
-        return ("settled" if succeeded else "failed"), payout_notices(result)
+            return "ignored"
+        return "settled" if succeeded else "failed"
 
     async def _unmatched(self, event: ProviderEvent, ref: str, why: object) -> None:
         await record_unmatched_event(
@@ -561,21 +450,6 @@ class _Web:
             ref,
             why,
         )
-
-    async def _tell(self, notices: list[Notice]) -> None:
-        if self.application is None or not notices:
-            return
-        bot = self.application.bot
-
-        async def tell(chat_id: int, text: str) -> None:
-            try:
-                async with asyncio.timeout(self.settings.notify_timeout_seconds):
-                    await bot.send_message(chat_id, text)
-            except Exception:  # blocked the bot, Telegram down: the money moved all the same
-                log.warning("could not tell %s about a payment", chat_id, exc_info=True)
-
-        # Together, so that the provider's answer waits one timeout at most.
-        await asyncio.gather(*(tell(chat_id, text) for chat_id, text in notices))
 
     # -- Telegram --
 
@@ -632,7 +506,7 @@ def create_app(
 ) -> Starlette:
     """The HTTP app on `pool`, with `settings`; with `application`, it also takes
     Telegram's updates (into its update queue: the application must be started) and
-    tells users about their payments; with `fincra_client`, Fincra checkout payments are
+    wakes its outbox sender after a payment; with `fincra_client`, Fincra checkout payments are
     confirmed at Fincra before they are credited. SettingsError for a BlockBee key that
     does not load.
     """

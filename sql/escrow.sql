@@ -1606,3 +1606,61 @@ where me.telegram_id = :telegram_id;
 update escrows
 set created_at = :at::timestamptz
 where id = any(:escrow_ids::bigint[]);
+
+-- name: escrow_expire_unpaid_batch(batch)
+-- Payment-deadline job (bot/jobs.py): up to `batch` escrows still awaiting
+-- payment past their payment_deadline take the 'expire' action as the
+-- 'system' actor, as escrow_transitions allows. Nothing was paid into them
+-- (only funding leaves awaiting_payment), so no money moves; a payment that
+-- comes later lands in the buyer's wallet. SKIP LOCKED: concurrent runs take
+-- disjoint escrows, and one being paid or cancelled right now is left to
+-- that; the update keeps the status guard. Returns the expired escrows' ids.
+-- Indexes: escrows_payment_deadline, escrow_transitions (pk).
+with
+due as (
+    select
+        e.id,
+        e.status as from_status,
+        t.to_status
+    from escrows as e
+    inner join escrow_transitions as t
+        on e.status = t.from_status and t.action = 'expire' and t.actor = 'system'
+    -- The status test is what the partial index escrows_payment_deadline covers.
+    where e.status = 'awaiting_payment' and e.payment_deadline < now()
+    order by e.payment_deadline, e.id
+    limit :batch
+    for update of e skip locked
+),
+
+expired as (
+    update escrows as e
+    set
+        status = due.to_status,
+        closed_at = now(),
+        updated_at = now()
+    from due
+    where e.id = due.id and e.status = due.from_status
+    returning e.id
+)
+
+select id from expired
+order by id;
+
+-- name: escrow_test_lapse_payment_deadline(escrow_id)!
+-- tests: an unpaid escrow's payment window closes now, as the clock would.
+-- Index: escrows (pk).
+update escrows
+set payment_deadline = now() - interval '1 second'
+where id = :escrow_id;
+
+-- name: escrow_test_transfers_by_escrow(escrow_ids)
+-- tests: how many ledger transfers of each kind each of these escrows has.
+-- Index: none needed at test sizes (ledger_transfers is scanned).
+select
+    t.escrow_id,
+    t.kind::text as kind,
+    count(*) as transfers
+from ledger_transfers as t
+where t.escrow_id = any(:escrow_ids::bigint[])
+group by t.escrow_id, t.kind
+order by t.escrow_id, t.kind;

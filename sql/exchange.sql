@@ -678,3 +678,43 @@ where
         )
     )
 returning base, quote, rate, source, fetched_at;
+
+-- name: exchange_expire_lapsed_locks(batch)
+-- Rate-lock expiry job (bot/jobs.py): up to `batch` quoted orders whose rate
+-- lock ran out become expired, as exchange_execute marks one it refuses.
+-- Strictly before now(), since exchange_execute honours a lock up to its
+-- last instant. SKIP LOCKED: concurrent runs take disjoint orders, and an
+-- order that a payment or a confirmation holds right now is left to it. The
+-- update keeps the status guard, so an order that completed is never
+-- closed. Moves no money. Returns the expired orders' ids.
+-- Index: exchange_orders_lock_expiry.
+with
+due as (
+    select o.id
+    from exchange_orders as o
+    where o.status = 'quoted' and o.rate_locked_until < now()
+    order by o.rate_locked_until, o.id
+    limit :batch
+    for update skip locked
+),
+
+expired as (
+    update exchange_orders as o
+    set
+        status = 'expired',
+        updated_at = now()
+    from due
+    where o.id = due.id and o.status = 'quoted'
+    returning o.id
+)
+
+select id from expired
+order by id;
+
+-- name: exchange_test_lock_until_clock(order_id)!
+-- tests: a quoted order's rate lock ends at this very instant, after the
+-- start of any transaction already open (whose now() still honours it).
+-- Index: exchange_orders pkey.
+update exchange_orders
+set rate_locked_until = clock_timestamp()
+where id = :order_id;

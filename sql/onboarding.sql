@@ -118,12 +118,19 @@ left join
     ) as pending
     on pending.verified_at is null;
 
--- name: onboarding_start_email_verification(telegram_id, email, otp_hash)^
--- E-mail step (movement): stores a new code's hash with its expiry and
--- attempt limit, and moves onboarding to awaiting_otp (a completed user
--- changing address stays complete). Refuses an address another account
--- holds. Outcome not_found, invalid or ok.
--- Indexes: users (telegram_id), users_email_lower.
+-- name: onboarding_start_email_verification(telegram_id, email, otp_hash, resend_seconds, codes_per_hour)^
+-- E-mail step and "Send a new code" (movement): stores a new code's hash with
+-- its expiry and attempt limit, and moves onboarding to awaiting_otp (a
+-- completed user changing address stays complete). Refuses an address another
+-- account holds, and a code asked for sooner than resend_seconds after the
+-- user's last one to the same address (a typo can be corrected at once) or
+-- past codes_per_hour within the last hour, whatever the address: retry_after
+-- is then the seconds until one is allowed. Requests of one user queue on
+-- their row lock; one whose snapshot predates a code committed meanwhile sees
+-- it as the row's newer updated_at (every code bumps it) and counts it as one
+-- to this address, so the limit holds for requests at once too.
+-- Outcome not_found, invalid, rate_limited or ok.
+-- Indexes: users (telegram_id), users_email_lower, email_verifications_user.
 with
 settings as (
     select
@@ -135,10 +142,53 @@ settings as (
 me as (
     select
         id,
-        onboarding
+        onboarding,
+        updated_at
     from users
     where telegram_id = :telegram_id
     for update
+),
+
+seen as (
+    -- The row as this statement's snapshot saw it; me has its latest version.
+    select updated_at from users
+    where telegram_id = :telegram_id
+),
+
+limits as (
+    select
+        me.id,
+        greatest(
+            (
+                select max(v.created_at) from email_verifications as v
+                where v.user_id = me.id and v.email = :email::text
+            ),
+            -- A code committed after the snapshot: its request set updated_at then.
+            case when me.updated_at <> seen.updated_at then me.updated_at end
+        ) as last_sent_at,
+        (
+            -- The oldest code of a full hour: the next one waits for it to leave the window.
+            select v.created_at from email_verifications as v
+            where v.user_id = me.id and v.created_at > now() - interval '1 hour'
+            order by v.created_at desc
+            limit 1 offset (:codes_per_hour::integer - 1)
+        ) as hour_full_since
+    from me
+    left join seen on true
+),
+
+wait as (
+    select
+        limits.id,
+        ceil(
+            extract(
+                epoch from greatest(
+                    limits.last_sent_at + make_interval(secs => :resend_seconds::integer) - now(),
+                    limits.hour_full_since + interval '1 hour' - now()
+                )
+            )
+        )::integer as retry_after
+    from limits
 ),
 
 checked as (
@@ -146,16 +196,19 @@ checked as (
         me.id,
         settings.otp_ttl_seconds,
         settings.otp_attempts,
+        wait.retry_after,
         case
             when me.id is null then 'not_found'
             when exists (
                     select 1 from users as u
                     where lower(u.email) = :email::text and u.id <> me.id
                 ) then 'invalid'
+            when wait.retry_after > 0 then 'rate_limited'
             else 'ok'
         end as outcome
     from settings
     left join me on true
+    left join wait on me.id = wait.id
 ),
 
 verification as (
@@ -172,16 +225,18 @@ verification as (
 ),
 
 step as (
+    -- updated_at moves with every code: concurrent requests tell by it (see limits).
     update users as u
     set
-        onboarding = 'awaiting_otp',
+        onboarding = case when u.onboarding = 'complete' then u.onboarding else 'awaiting_otp' end,
         updated_at = now()
     from checked
-    where u.id = checked.id and checked.outcome = 'ok' and u.onboarding <> 'complete'
+    where u.id = checked.id and checked.outcome = 'ok'
 )
 
 select
     checked.outcome,
+    checked.retry_after,
     verification.id as verification_id,
     verification.email,
     verification.expires_at,
@@ -419,6 +474,28 @@ where
     v.user_id = u.id
     and u.telegram_id = :telegram_id
     and v.verified_at is null;
+
+-- name: onboarding_test_age_codes(telegram_id, seconds)!
+-- tests: the user's codes as if sent that many seconds earlier (their expiry too).
+update email_verifications as v
+set
+    created_at = v.created_at - make_interval(secs => :seconds::integer),
+    expires_at = v.expires_at - make_interval(secs => :seconds::integer)
+from users as u
+where v.user_id = u.id and u.telegram_id = :telegram_id;
+
+-- name: onboarding_test_lock_user(telegram_id)$
+-- tests: locks the user's row until the caller's transaction ends, so that
+-- requests started meanwhile take their snapshots and queue behind it.
+select id from users
+where telegram_id = :telegram_id
+for update;
+
+-- name: onboarding_test_lock_waiters()$
+-- tests: how many sessions of this database are waiting for a lock (ask outside
+-- a transaction: within one, pg_stat_activity keeps showing its first look).
+select count(*) from pg_stat_activity
+where datname = current_database() and wait_event_type = 'Lock';
 
 -- name: onboarding_context(telegram_id)^
 -- Onboarding screen (/start and each sign-up step): the user (blocked or

@@ -3,9 +3,10 @@
 -- name: wallet_context(telegram_id)^
 -- Wallet screen (and the cashout flows' context): the user, blocked and
 -- onboarding flags included; every wallet in currency order with available,
--- held, USD value of both, the rate's time, cashout limits, fees and
--- networks; total USD; live saved addresses and bank accounts (20 each, most
--- recently used first); up to 10 cashouts in flight (newest first) and how
+-- held, USD value of both, the rate's time and whether it is older than
+-- rate_max_age_seconds (stale), cashout limits, fees and networks; total
+-- USD; live saved addresses and bank accounts (20 each, most recently used
+-- first); up to 10 cashouts in flight (newest first) and how
 -- many there are; the banks a new account can be at (200 at most, by name,
 -- for the NGN cashout's bank picker). No row when the user is unknown.
 -- Indexes: users (telegram_id), wallets_one_per_currency,
@@ -41,6 +42,8 @@ valued as (
         c.cashout_fee_flat,
         c.cashout_fee_rate,
         coalesce(to_usd.fetched_at, from_usd.fetched_at) as rate_at,
+        coalesce(to_usd.fetched_at, from_usd.fetched_at)
+        < now() - ps.rate_max_age_seconds * interval '1 second' as rate_stale,
         -- Valued at cents: crypto times its USD price, naira over the USD/NGN rate.
         round(
             coalesce(
@@ -50,6 +53,7 @@ valued as (
             2
         ) as usd_value
     from me
+    cross join platform_settings as ps
     inner join wallets as w on me.id = w.user_id
     inner join currencies as c on w.currency = c.code
     left join lateral (
@@ -95,6 +99,7 @@ cross join
                     'held', v.held,
                     'usd_value', v.usd_value,
                     'rate_at', v.rate_at,
+                    'rate_stale', coalesce(v.rate_stale, false),
                     'cashout_min', v.cashout_min,
                     'cashout_max', v.cashout_max,
                     'cashout_fee_flat', v.cashout_fee_flat,
@@ -1324,3 +1329,52 @@ where co.id = :cashout_id;
 update cashouts
 set payout_started_at = payout_started_at - :seconds::integer * interval '1 second'
 where payout_started_at is not null;
+
+-- name: wallet_expire_stale_deposit_orders(batch)
+-- Deposit-order expiry job (bot/jobs.py): up to `batch` top-up orders still
+-- open deposit_window_hours after their creation become expired. Moves no
+-- money: a payment that still comes to an expired order's reference is
+-- credited as ever and marks it paid. SKIP LOCKED: concurrent runs take
+-- disjoint orders, and one that a payment holds right now is left to it;
+-- the update keeps the status guard. Returns the expired orders' ids.
+-- Index: deposit_orders_open.
+with
+due as (
+    select d.id
+    from deposit_orders as d
+    where
+        d.status = 'open'
+        and d.created_at < now() - (
+            select make_interval(hours => s.deposit_window_hours)
+            from platform_settings as s
+        )
+    order by d.created_at, d.id
+    limit :batch
+    for update skip locked
+),
+
+expired as (
+    update deposit_orders as d
+    set
+        status = 'expired',
+        updated_at = now()
+    from due
+    where d.id = due.id and d.status = 'open'
+    returning d.id
+)
+
+select id from expired
+order by id;
+
+-- name: wallet_test_age_deposit_order(ref, hours)!
+-- tests: moves a top-up order's creation hours into the past, as time
+-- passing would.
+-- Index: deposit_orders (ref) unique.
+update deposit_orders
+set created_at = created_at - :hours::integer * interval '1 hour'
+where ref = :ref;
+
+-- name: wallet_test_forbid_seq_scans()!
+-- tests: inside a transaction, plans reach for an index wherever one fits,
+-- so a test can see that a sweep's partial index matches its predicate.
+select set_config('enable_seqscan', 'off', true);

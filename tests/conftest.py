@@ -133,6 +133,7 @@ async def bot(pool, telegram):
     Telegram; ADMIN_ID is its configured admin."""
     from bot.app import build_application
     from bot.handlers.ui import Settings
+    from bot.outbox import deliver_due  # outbox: the after_update hook below
 
     app = build_application(
         token="123456:TEST",
@@ -140,6 +141,8 @@ async def bot(pool, telegram):
         pool=pool,
         request=telegram,
     )
+    # outbox: each Chat step delivers the notifications it committed (bot.outbox).
+    app.bot_data["after_update"] = deliver_due
     await app.initialize()
     await app.start()  # the job queue, for conversation timeouts
     try:

@@ -343,11 +343,17 @@ async def test_cancel_back_and_a_dropped_context(bot, conn, chat):
     cancelled = await alice.tap("Cancel")
     assert cancelled.text == CANCELLED and cancelled.round_trips == 0
 
-    # A context dropped behind the flow's back (a balance changed): the step says so.
+    # A context dropped behind the flow's back (a balance changed, a restart): the step
+    # fetches it again (1 round trip) and carries on from the choices kept.
     await alice.send("/exchange")
     await alice.tap("BTC → NGN")
     bot.user_data[ALICE].pop("flows")
-    expired = await alice.send("0.01")
+    refetched = await alice.send("0.01")
+    assert refetched.round_trips == 1 and "Where should the NGN go?" in refetched.text
+    # With no choices kept either, there is nothing to carry on from: the step says so.
+    bot.user_data[ALICE].pop("flows")
+    bot.user_data[ALICE].pop("choices")
+    expired = await alice.tap("My NGN wallet")
     assert expired.text == EXPIRED and expired.round_trips == 0
     assert await orders(conn, ALICE) == 0
 

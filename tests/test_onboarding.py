@@ -189,6 +189,7 @@ async def test_start_stores_only_a_salted_hash_in_one_round_trip(conn):
     assert row["expires_at"] == v.expires_at and row["attempts_left"] == 5
     assert (await stored(conn, ALICE))["onboarding"] == "awaiting_otp"
     # The same code twice gets two different hashes: the salt is per row.
+    await queries.onboarding_test_age_codes(conn, telegram_id=ALICE, seconds=60)  # resend limit
     again = await start_email_verification(conn, telegram_id=ALICE, email="alice@example.com")
     second = await queries.onboarding_test_verification(conn, telegram_id=ALICE)
     assert second["otp_hash"] != row["otp_hash"] and again.verification_id != v.verification_id

@@ -259,6 +259,7 @@ async def test_wrong_codes_count_down_then_a_new_code_works(conn, chat, mailer):
     assert refused.screen.button("Send a new code") == "onboarding:resend"
     assert await step_of(conn, NEW) is OnboardingStep.AWAITING_OTP
 
+    await queries.onboarding_test_age_codes(conn, telegram_id=NEW, seconds=60)  # resend limit
     fresh = await nkem.tap("Send a new code")
     assert fresh.round_trips == 1
     assert len(mailer.sent) == 2 and mailer.sent[1][0] == "nkem@example.com"
@@ -279,6 +280,8 @@ async def test_an_expired_code_asks_for_a_new_one(conn, chat, mailer):
     # /start also says so, and offers the new code.
     back = await nkem.send("/start")
     assert "expired" in back.text and "onboarding:resend" in back.screen.callbacks
+    # A code expires long after the resend limit's pause.
+    await queries.onboarding_test_age_codes(conn, telegram_id=NEW, seconds=60)
     await nkem.tap("Send a new code")
     ok = await nkem.send(mailer.code)
     assert "is confirmed" in ok.text
@@ -319,6 +322,10 @@ async def test_a_failing_mailer_offers_a_new_code(conn, chat, bot):
     assert step.screen.button("Send a new code") == "onboarding:resend"
 
     bot.bot_data["mailer"] = mailer = Mailer()
+    # The code was stored (a timed-out send may still arrive): the resend pause holds.
+    soon = await nkem.tap("Send a new code")
+    assert soon.round_trips == 1 and "Please wait" in soon.text and mailer.sent == []
+    await queries.onboarding_test_age_codes(conn, telegram_id=NEW, seconds=60)
     again = await nkem.tap("Send a new code")
     assert again.round_trips == 1 and "Code sent" in again.text
     ok = await nkem.send(mailer.code)

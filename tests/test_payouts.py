@@ -26,6 +26,7 @@ from bot.data.wallet import (
     request_cashout,
 )
 from bot.db import queries
+from bot.outbox import deliver_due
 from bot.payouts import (
     JOB_NAME,
     FincraBankPayouts,
@@ -421,9 +422,14 @@ async def test_the_job_tells_the_owner_of_a_failed_cashout(pool, worker, fincra)
     await approved(pool)
     fincra.then(Answer.status_code(400, {"message": "Account is dormant"}, method="POST"))
     async with offline_bot() as (app, telegram):
-        context = SimpleNamespace(bot=app.bot, bot_data={"payout_worker": worker})
+        # The failure's notification is an outbox row: the job wakes delivery (here the
+        # after_update hook, as bot.offline's Chat runs it), which sends it.
+        app.bot_data.update(pool=pool, after_update=deliver_due)
+        context = SimpleNamespace(bot=app.bot, bot_data={"payout_worker": worker}, application=app)
         await payouts_job(context)
-        [text] = texts_to(telegram, ADA)
+        # The approval was told too (its outbox row), then the failure.
+        [approved_note, text] = texts_to(telegram, ADA)
+    assert "was approved" in approved_note
     assert "could not be paid out" in text and "Account is dormant" in text
     assert "₦10,150.00 is back in your balance" in text
 

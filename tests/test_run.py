@@ -9,6 +9,7 @@ import socket
 import httpx
 import seeding
 
+from bot import cache, outbox
 from bot.app import build_application, serve
 from bot.handlers.ui import Settings
 from bot.offline import BOT_ID, FakeTelegram
@@ -30,7 +31,9 @@ def _update(user_id: int, text: str) -> dict:
     }
 
 
-async def test_webhook_mode_registers_the_webhook_and_answers_updates(pool, conn, monkeypatch):
+async def test_webhook_mode_registers_the_webhook_and_answers_updates(
+    pool, conn, database_url, monkeypatch
+):
     monkeypatch.setenv("LOCKBAY_TELEGRAM_SECRET_TOKEN", SECRET)
     # Configured providers switch their jobs on (nothing is called before the first run).
     monkeypatch.setenv("LOCKBAY_RATES_URL", "http://127.0.0.1:9/rates")
@@ -40,7 +43,12 @@ async def test_webhook_mode_registers_the_webhook_and_answers_updates(pool, conn
     telegram = FakeTelegram()
     # Ada is a configured admin: start-up marks her so in the database too.
     app = build_application(
-        token="1:T", settings=Settings(admin_ids=frozenset({301})), pool=pool, request=telegram
+        token="1:T",
+        settings=Settings(admin_ids=frozenset({301})),
+        pool=pool,
+        database_url=database_url,
+        request=telegram,
+        persistent=True,
     )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -66,6 +74,7 @@ async def test_webhook_mode_registers_the_webhook_and_answers_updates(pool, conn
             reply = await asyncio.wait_for(answered, timeout=30)
             health = await client.get("/healthz")
             jobs = {job.name for job in app.job_queue.jobs()}
+            listening = {cache.BOT_DATA_KEY, outbox.BOT_DATA_SENDER} <= set(app.bot_data)
     finally:
         stop.set()
         await running
@@ -78,6 +87,8 @@ async def test_webhook_mode_registers_the_webhook_and_answers_updates(pool, conn
     webhook = next(c for c in telegram.calls if c.method == "setWebhook")
     assert webhook.params["url"] == "https://bot.example/telegram"
     assert webhook.params["secret_token"] == SECRET
-    assert {"exchange-rates", "cashout-payouts"} <= jobs, jobs
+    assert {"exchange-rates", "cashout-payouts", "escrow-auto-release"} <= jobs, jobs
+    assert listening  # the invalidation listener and the outbox sender ran
+    assert outbox.BOT_DATA_SENDER not in app.bot_data  # and were stopped
     assert not app.running
     assert app.bot.id == BOT_ID

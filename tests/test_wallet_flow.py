@@ -417,10 +417,26 @@ async def test_opening_another_screen_ends_the_flow(ada, bot):
 def test_the_fee_is_rounded_up_and_the_most_cashable_fits():
     from bot.data.wallet import Wallet
 
-    naira = Wallet("NGN", "fiat", 2, Decimal("10150"), Decimal(0), None, None, Decimal(1000),
+    naira = Wallet("NGN", "fiat", 2, Decimal("10150"), Decimal(0), None, None, False, Decimal(1000),
                    Decimal(5000000), Decimal(100), Decimal("0.005"), ())  # fmt: skip
     assert wallet_flow.cashout_fee(naira, Decimal("10000")) == Decimal("150")
     assert wallet_flow.cashout_fee(naira, Decimal("1000.01")) == Decimal("105.01")
     best = wallet_flow.most_cashable(naira)
     assert best == Decimal("10000")
     assert best + wallet_flow.cashout_fee(naira, best) <= naira.available
+
+
+async def test_the_wallet_says_plainly_when_its_rates_are_out_of_date(conn, chat):
+    await seeding.user(conn, 4801, "Rotimi")
+    await seeding.credit(conn, 4801, "BTC", "0.5")
+    await seeding.rate(conn, "BTC", "USD", "97000")
+    rotimi = chat(4801)
+
+    fresh = await rotimi.send("/wallet")
+    await queries.exchange_test_age_rates(conn, seconds=3600)
+    old = await rotimi.send("/wallet")
+
+    assert "≈ $48,500.00" in fresh.text and "old rate" not in fresh.text
+    assert "Rates as of" in fresh.text
+    assert "≈ $48,500.00 (old rate)" in old.text
+    assert "out of date" in old.text and "exchanges are paused" in old.text

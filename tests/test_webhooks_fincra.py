@@ -28,6 +28,7 @@ from bot.data.wallet import (
     wallet_context,
 )
 from bot.db import queries
+from bot.outbox import deliver_due
 from bot.providers import cashout_reference, fincra
 
 BUYER, SELLER = 31001, 31002
@@ -43,6 +44,8 @@ async def bot():
 
 @pytest.fixture
 async def client(pool, bot):
+    # outbox: a committed event's notifications are delivered before the answer (wake).
+    bot[0].bot_data.update(pool=pool, after_update=deliver_due)
     async with serving(pool, application=bot[0]) as client:
         yield client
 
@@ -168,7 +171,9 @@ async def test_a_charge_pays_the_escrow_and_both_parties_are_told(pool, client, 
     assert view.escrow.status == "funded"
     assert await balance(pool, BUYER) == (0, 0)  # credited, then paid into the escrow
     [to_buyer] = texts_to(telegram, BUYER)
-    [to_seller] = texts_to(telegram, SELLER)
+    # The seller heard of the escrow when it was created (outbox), then of its payment.
+    [created, to_seller] = texts_to(telegram, SELLER)
+    assert "opened escrow" in created and "not paid yet" in created
     assert escrow.ref in to_buyer and "now paid" in to_buyer
     assert escrow.ref in to_seller and "₦10,000.00 is held for you" in to_seller
 
@@ -188,7 +193,9 @@ async def test_an_underpaid_escrow_keeps_the_money_in_the_wallet_and_says_what_i
         f"⚠️ ₦10,000.00 arrived for escrow {escrow.ref}, which needs ₦10,500.00. "
         "It is in your wallet (₦10,000.00); ₦500.00 more pays the escrow."
     ]
-    assert texts_to(telegram, SELLER) == []
+    # The seller heard of the escrow's creation (outbox), and of no payment.
+    [created] = texts_to(telegram, SELLER)
+    assert "opened escrow" in created and "not paid yet" in created
 
     # The rest arrives: the escrow expected only that, and is paid from the wallet.
     r = await post(client, collection(escrow.payment_reference, D("500"), fincra_id=90002))

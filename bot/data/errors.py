@@ -151,6 +151,21 @@ class AccountBlocked(DomainError):
         return "Your account is blocked."
 
 
+@dataclass(eq=False)
+class RateLimited(DomainError):
+    """Asked again too soon (a new e-mail code, ...): allowed in `retry_after` seconds."""
+
+    retry_after: int
+    action: str = "asking again"
+    outcome = "rate_limited"
+
+    def message(self) -> str:
+        seconds = max(self.retry_after, 1)
+        # Minutes read better once the wait is long (the hourly limit).
+        wait = f"{seconds} s" if seconds < 120 else f"{-(-seconds // 60)} min"
+        return f"Please wait {wait} before {self.action}."
+
+
 REFUSALS: dict[str, type[DomainError]] = {
     cls.outcome: cls
     for cls in (
@@ -166,6 +181,7 @@ REFUSALS: dict[str, type[DomainError]] = {
         IdempotencyConflict,
         Invalid,
         AccountBlocked,
+        RateLimited,
     )
 }
 

@@ -576,3 +576,17 @@ async def my_escrows(
         is_blocked=row["is_blocked"],
         onboarding_complete=row["onboarding_complete"],
     )
+
+
+async def expire_unpaid_escrows(conn, *, limit: int = 100) -> list[int]:
+    """The payment-deadline job: escrows still awaiting payment past their deadline
+    take the 'expire' action as the 'system' actor, `limit` per statement, each batch
+    committed on its own (unless the caller holds a transaction). Nothing was paid into
+    them, so no money moves. Concurrent runs never expire one twice; one being paid right
+    now is left to its payment. Returns the ids this run expired."""
+    expired: list[int] = []
+    while True:
+        batch = [r["id"] async for r in queries.escrow_expire_unpaid_batch(conn, batch=limit)]
+        expired.extend(batch)
+        if len(batch) < limit:
+            return expired

@@ -402,3 +402,16 @@ async def store_rates(
             conn, bases=bases, quotes=quotes, rates=values, source=source
         )
     ]
+
+
+async def expire_lapsed_locks(conn, *, limit: int = 500) -> list[int]:
+    """The rate-lock expiry job: quoted orders whose lock ran out become expired,
+    `limit` per statement, each batch committed on its own (unless the caller holds a
+    transaction). An order a payment or confirmation holds is left to it; concurrent runs
+    never expire one twice. Returns the ids this run expired."""
+    expired: list[int] = []
+    while True:
+        batch = [r["id"] async for r in queries.exchange_expire_lapsed_locks(conn, batch=limit)]
+        expired.extend(batch)
+        if len(batch) < limit:
+            return expired

@@ -13,7 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from bot.data.enums import OnboardingStep
-from bot.data.errors import Invalid, NotFound, WrongStatus, refusal
+from bot.data.errors import Invalid, NotFound, RateLimited, WrongStatus, refusal
 from bot.data.rows import WalletBalance
 from bot.db import queries
 
@@ -22,6 +22,11 @@ FIRST_NAME_MAX = 64
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX = 254
 OTP_DIGITS = 6
+# Resend limits of e-mail codes, so that no mailbox is flooded, nor the SMTP relay's
+# reputation spent, by "Send a new code" pressed over and over: a pause between codes to
+# one address (another address, a corrected typo, goes at once), and codes per user an hour.
+RESEND_AFTER_SECONDS = 60
+CODES_PER_HOUR = 5
 # A concurrent registration of the same person can win the insert; one more
 # try sees it. More tries are for the unlikely: a referral code collision.
 _REGISTER_TRIES = 3
@@ -131,18 +136,39 @@ async def _hash_code(code: str, telegram_id: int) -> str:
     return f"{salt.hex()}${digest.hex()}"
 
 
-async def start_email_verification(conn, *, telegram_id: int, email: str) -> EmailVerification:
-    """A fresh one-time code for `email`: its hash stored, the code returned for the mailer."""
+async def start_email_verification(
+    conn,
+    *,
+    telegram_id: int,
+    email: str,
+    resend_after_seconds: int = RESEND_AFTER_SECONDS,
+    codes_per_hour: int = CODES_PER_HOUR,
+) -> EmailVerification:
+    """A fresh one-time code for `email`: its hash stored, the code returned for the mailer.
+
+    RateLimited (with the seconds to wait) sooner than `resend_after_seconds` after the
+    user's last code to this address, or past `codes_per_hour` codes (to any address)
+    within the last hour.
+    """
+    if resend_after_seconds < 0 or codes_per_hour < 1:
+        raise ValueError("resend limits: seconds cannot be negative, at least 1 code an hour")
     email = normalize_email(email)
     code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
     row = await queries.onboarding_start_email_verification(
-        conn, telegram_id=telegram_id, email=email, otp_hash=await _hash_code(code, telegram_id)
+        conn,
+        telegram_id=telegram_id,
+        email=email,
+        otp_hash=await _hash_code(code, telegram_id),
+        resend_seconds=resend_after_seconds,
+        codes_per_hour=codes_per_hour,
     )
     outcome = row["outcome"]
     if outcome == "not_found":
         raise NotFound("user")
     if outcome == "invalid":
         raise Invalid(reason="That e-mail address is already in use.")
+    if outcome == "rate_limited":
+        raise RateLimited(retry_after=row["retry_after"], action="asking for a new code")
     if outcome != "ok":
         raise refusal(outcome)
     return EmailVerification(

@@ -54,6 +54,7 @@ class Wallet:
     held: Decimal
     usd_value: Decimal | None  # None while the currency has no rate
     rate_at: datetime | None
+    rate_stale: bool  # the rate is older than the platform's rate_max_age_seconds
     cashout_min: Decimal
     cashout_max: Decimal
     cashout_fee_flat: Decimal
@@ -70,6 +71,7 @@ class Wallet:
             held=money(d["held"]),
             usd_value=money_or_none(d["usd_value"]),
             rate_at=moment(d["rate_at"]),
+            rate_stale=d["rate_stale"],
             cashout_min=money(d["cashout_min"]),
             cashout_max=money(d["cashout_max"]),
             cashout_fee_flat=money(d["cashout_fee_flat"]),
@@ -764,3 +766,19 @@ async def release_payout_claim(conn, *, cashout_id: int, claimed_at: datetime) -
         conn, cashout_id=cashout_id, claimed_at=claimed_at
     )
     return released is not None
+
+
+async def expire_stale_deposit_orders(conn, *, limit: int = 500) -> list[int]:
+    """The deposit-order expiry job: top-up orders open for longer than
+    platform_settings.deposit_window_hours become expired, `limit` per statement, each
+    batch committed on its own (unless the caller holds a transaction). Moves no money: a
+    later payment to one is credited as ever. Concurrent runs never expire one twice.
+    Returns the ids this run expired."""
+    expired: list[int] = []
+    while True:
+        batch = [
+            r["id"] async for r in queries.wallet_expire_stale_deposit_orders(conn, batch=limit)
+        ]
+        expired.extend(batch)
+        if len(batch) < limit:
+            return expired

@@ -44,7 +44,6 @@ from bot.handlers.ui import (
     esc,
     flow,
     keyboard,
-    notify,
     pool,
     show,
     text_input,
@@ -399,8 +398,8 @@ async def cashout_card(update: Update, context: Context) -> None:
 
 
 async def _decide(update: Update, context: Context, approve: bool) -> None:
-    """Approve or reject one cashout (1 round trip), tell its user, and show the queue on
-    screen without it (no refetch unless the movement refused)."""
+    """Approve or reject one cashout (1 round trip) and show the queue on screen without
+    it (no refetch unless the movement refused); its user is told through the outbox."""
     cashout_id = int(args(update)[0])
     found = _queued(context, cashout_id)
     if found is None:
@@ -420,22 +419,14 @@ async def _decide(update: Update, context: Context, approve: bool) -> None:
         await _show_cashouts(update, context, None, f"⚠️ {esc(err.message())}")
         return
     total = format_amount(done.total, done.currency, item.decimals)
+    # The user is told by the outbox row the decision wrote (bot.outbox).
     if approve:
         note = f"✅ Approved cashout #{done.id} of {amount_of(item)} for {esc(item.display_name)}."
-        told = (
-            f"✅ Your cashout #{done.id} of {amount_of(item)} was approved and is on its way "
-            f"to {destination_of(item)}."
-        )
     else:
         note = (
             f"❌ Rejected cashout #{done.id} of {amount_of(item)} for "
             f"{esc(item.display_name)}: {total} is back in their wallet."
         )
-        told = (
-            f"❌ Your cashout #{done.id} of {amount_of(item)} was not approved. "
-            f"{total} (amount and fee) is back in your available balance."
-        )
-    await notify(context, item.telegram_id, told)
     rest = dataclasses.replace(queue, items=tuple(c for c in queue.items if c.id != cashout_id))
     cache.replace(context.user_data, CASHOUTS, (rest, later))
     await show(update, render_cashouts(rest, note, later), cashouts_keyboard(rest))

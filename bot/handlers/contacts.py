@@ -286,6 +286,20 @@ def _set_draft(context: Context, **values) -> dict:
     return draft
 
 
+async def _list_context(update: Update, context: Context):
+    """The cached contacts, or fetched afresh when a commit evicted them (the user's own
+    save or delete notifies too): from the list, nothing chosen so far is lost."""
+    ctx = cache.cached(context.user_data, FLOW)
+    if ctx is None and cache.evicted(context.user_data):
+        telegram_id = update.effective_user.id
+        ctx = await cache.open_flow(
+            context.user_data,
+            FLOW,
+            lambda: contacts_context(pool(context), telegram_id=telegram_id),
+        )
+    return ctx
+
+
 async def open_contacts(update: Update, context: Context) -> str | int:
     telegram_id = update.effective_user.id
     ctx = await cache.open_flow(
@@ -305,7 +319,7 @@ async def open_contacts(update: Update, context: Context) -> str | int:
 
 
 async def turn_page(update: Update, context: Context) -> str | int:
-    ctx = cache.cached(context.user_data, FLOW)
+    ctx = await _list_context(update, context)
     if ctx is None:
         return await _expired(update, context)
     await show(update, *render_list(ctx, int(args(update)[0])))
@@ -313,7 +327,7 @@ async def turn_page(update: Update, context: Context) -> str | int:
 
 
 async def back_to_list(update: Update, context: Context) -> str | int:
-    ctx = cache.cached(context.user_data, FLOW)
+    ctx = await _list_context(update, context)
     if ctx is None:
         return await _expired(update, context)
     cache.drop(context.user_data, DRAFT)
@@ -330,7 +344,7 @@ async def stale_button(update: Update, context: Context) -> None:
 
 
 async def add_address(update: Update, context: Context) -> str | int:
-    ctx = cache.cached(context.user_data, FLOW)
+    ctx = await _list_context(update, context)
     if ctx is None:
         return await _expired(update, context)
     cache.replace(context.user_data, DRAFT, {})
@@ -438,7 +452,7 @@ async def skip_address_label(update: Update, context: Context) -> str | int:
 
 
 async def add_bank(update: Update, context: Context) -> str | int:
-    ctx = cache.cached(context.user_data, FLOW)
+    ctx = await _list_context(update, context)
     if ctx is None:
         return await _expired(update, context)
     cache.replace(context.user_data, DRAFT, {})
@@ -590,7 +604,7 @@ def _find(ctx: ContactsContext, kind: DestinationKind, destination_id: int):
 
 
 async def ask_delete(update: Update, context: Context) -> str | int:
-    ctx = cache.cached(context.user_data, FLOW)
+    ctx = await _list_context(update, context)
     if ctx is None:
         return await _expired(update, context)
     kind_name, raw_id = args(update)
@@ -612,7 +626,7 @@ async def ask_delete(update: Update, context: Context) -> str | int:
 
 
 async def confirm_delete(update: Update, context: Context) -> str | int:
-    ctx = cache.cached(context.user_data, FLOW)
+    ctx = await _list_context(update, context)
     if ctx is None:
         return await _expired(update, context)
     kind_name, raw_id = args(update)

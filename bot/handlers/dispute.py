@@ -51,9 +51,7 @@ from bot.handlers.ui import (
     flow,
     is_admin,
     keyboard,
-    notify,
     pool,
-    settings,
     show,
     text_input,
 )
@@ -92,7 +90,6 @@ ASK_SPLIT = (
 REASON_SHOWN = 500
 BODY_SHOWN = 300
 CHAT_BUDGET = 3500
-NOTICE_BODY = 1000
 
 
 # --- validation (pure, 0 round trips) ---------------------------------------------
@@ -269,25 +266,6 @@ def render_resolution(ctx: DisputeContext, r: Resolution) -> str:
     )
 
 
-# --- notifications -------------------------------------------------------------
-
-
-def others(
-    context: Context, ctx: DisputeContext, me: int, *, with_admins: bool = True
-) -> list[int]:
-    """Whom a post or an opening concerns besides its author: the parties, and the admin
-    handling the dispute (every configured admin while none is)."""
-    ids = [ctx.buyer.telegram_id]
-    if ctx.seller is not None:
-        ids.append(ctx.seller.telegram_id)
-    if with_admins:
-        if ctx.admin is not None:
-            ids.append(ctx.admin.telegram_id)
-        else:
-            ids += sorted(settings(context).admin_ids)
-    return [i for i in dict.fromkeys(ids) if i != me]
-
-
 # --- opening ---------------------------------------------------------------------
 
 
@@ -323,25 +301,7 @@ async def got_reason(update: Update, context: Context) -> str | int | None:
     ctx = d.as_context()
     role = role_of(ctx, me, False) or SenderRole.BUYER
     cache.replace(context.user_data, FLOW, ctx)
-    opener = me_as_person(ctx, role)
-    about = (
-        f"escrow <code>{esc(ctx.escrow.ref)}</code> ({fmt(ctx.escrow.amount, ctx)})"
-        f"\nReason: <i>{esc(_cut(d.reason, NOTICE_BODY))}</i>"
-    )
-    for other in others(context, ctx, me, with_admins=False):
-        await notify(
-            context,
-            other,
-            f"⚖️ {name(opener)} ({role.value}) opened dispute #{d.id} on {about}\n\n"
-            "The money stays held until an admin decides. Send /disputes to reply.",
-        )
-    for admin_id in sorted(settings(context).admin_ids - {me}):
-        await notify(
-            context,
-            admin_id,
-            f"⚖️ New dispute #{d.id} by {name(opener)} ({role.value}) on {about}\n\n"
-            "Send /disputes to see the queue.",
-        )
+    # The other party and the admins are told by the outbox rows the opening wrote.
     await show_chat(update, context, ctx, role, "✅ Dispute opened. The money stays held.")
     return CHAT
 
@@ -420,14 +380,7 @@ async def post(update: Update, context: Context) -> str | int | None:
         message_count=ctx.message_count + 1,
     )
     cache.replace(context.user_data, FLOW, ctx)
-    for other in others(context, ctx, me):
-        await notify(
-            context,
-            other,
-            f"💬 <b>{esc(sender_name or role.value)}</b> ({role.value}) in dispute "
-            f"#{ctx.dispute.id} (escrow <code>{esc(ctx.escrow.ref)}</code>):\n"
-            f"{esc(_cut(m.body, NOTICE_BODY))}\n\nSend /disputes to reply.",
-        )
+    # The others are told by the outbox rows the post wrote (bot.outbox).
     await show_chat(update, context, ctx, role, "✅ Posted.")
     return None
 
@@ -512,20 +465,7 @@ async def confirm(update: Update, context: Context) -> str | int | None:
         return CHAT
     cache.drop(context.user_data, RESOLVING)
     cache.drop(context.user_data, FLOW)
-    ref = f"dispute #{r.dispute_id} (escrow <code>{esc(ctx.escrow.ref)}</code>)"
-    await notify(
-        context,
-        ctx.buyer.telegram_id,
-        f"⚖️ An admin resolved {ref}: {r.resolution.value}. "
-        f"You receive {fmt(r.buyer_amount, ctx)} in your wallet.",
-    )
-    if ctx.seller is not None:
-        await notify(
-            context,
-            ctx.seller.telegram_id,
-            f"⚖️ An admin resolved {ref}: {r.resolution.value}. "
-            f"You receive {fmt(r.seller_amount, ctx)} in your wallet.",
-        )
+    # Both parties are told by the outbox rows the resolution wrote (bot.outbox).
     await show(
         update,
         render_resolution(ctx, r),

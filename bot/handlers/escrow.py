@@ -9,8 +9,9 @@
   then the escrow's first action (`fund_escrow_from_wallet`, 1).
 - `escrow:view:<id>`: `escrow_view` for the presser (1); buttons from the
   actions the view allows. `escrow:act:<id>:<action>`: the movement (1), the
-  result shown from its answer, the other party told. Release, refund,
-  decline and cancel ask first (0).
+  result shown from its answer; the other party is told by the row the
+  movement wrote in the outbox (bot.outbox). Release, refund, decline and
+  cancel ask first (0).
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ from bot.handlers.ui import (
     esc,
     flow,
     keyboard,
-    notify,
     pool,
     show,
     text_input,
@@ -390,32 +390,6 @@ MOVEMENTS = {
 }
 
 
-def _tell_other(result: EscrowResult, action: str) -> tuple[str, bool]:
-    """The note to the other party, and whether it carries the rating buttons."""
-    e = result.escrow
-
-    def m(amount: Decimal) -> str:
-        return format_amount(amount, e.currency, result.decimals or 0)
-
-    ref = f"<b>{esc(e.ref)}</b>"
-    what = f"“{esc(_short(e.description, 100))}”"
-    notes = {
-        "pay": f"💰 Escrow {ref} is funded: {m(e.amount)} for {what}. Accept or decline it.",
-        "accept": f"✅ The seller accepted escrow {ref} ({what}) and will deliver by "
-        f"{_when(e.delivery_deadline)}.",
-        "decline": f"❌ The seller declined escrow {ref}. "
-        f"{m(e.amount + e.buyer_fee)} is back in the buyer's wallet.",
-        "deliver": f"📦 The seller marked escrow {ref} as delivered. Release the funds if all "
-        f"is well; they are released automatically on {_when(e.auto_release_at)}.",
-        "release": f"🎉 The buyer released escrow {ref}: {m(e.amount - e.seller_fee)} is in the "
-        "seller's wallet. Rate the trade:",
-        "refund": f"↩️ Escrow {ref} was refunded: {m(e.amount + e.buyer_fee)} is back in the "
-        "buyer's wallet.",
-        "cancel": f"✖ The buyer cancelled escrow {ref} before paying it.",
-    }
-    return notes[action], action == "release"
-
-
 async def act(update: Update, context: Context) -> None:
     parts = args(update)
     escrow_id = _escrow_id(update)
@@ -453,7 +427,8 @@ async def act(update: Update, context: Context) -> None:
 
 
 async def _after_action(update: Update, context: Context, result: EscrowResult, action: str):
-    """The result screen from the movement's answer (no refetch), and the other side told."""
+    """The result screen from the movement's answer (no refetch). The other side is told
+    by the outbox row the movement wrote (bot.outbox)."""
     me = update.effective_user.id
     e = result.escrow
     role = (
@@ -468,14 +443,6 @@ async def _after_action(update: Update, context: Context, result: EscrowResult, 
         headline = "This escrow was already paid: nothing more was taken."
     text = f"{headline}\n\n{_escrow_text(e, result.decimals or 0, role)}"
     await show(update, text, _escrow_keyboard(e, role, allowed_actions(e.status, role)))
-    if result.replayed:
-        return
-    note, rate = _tell_other(result, action)
-    for other in {result.buyer_telegram_id, result.seller_telegram_id} - {None, me}:
-        rows = [rate_row(e.id)] if rate else []
-        await notify(
-            context, other, note, keyboard(*rows, [button("🤝 Open", "escrow", "view", e.id)])
-        )
 
 
 # --- my escrows ----------------------------------------------------------------------------
@@ -862,24 +829,8 @@ async def confirm(update: Update, context: Context) -> object:
         f"{headline}\n\n{text}",
         _escrow_keyboard(escrow, "buyer", allowed_actions(escrow.status, "buyer")),
     )
-    if ctx.seller is not None and escrow.seller_id == ctx.seller.id:
-        note = _new_escrow_note(ctx, escrow, draft)
-        opener = keyboard([button("🤝 Open", "escrow", "view", escrow.id)])
-        await notify(context, ctx.seller.telegram_id, note, opener)
+    # The seller, when on LockBay, is told by the outbox row the creation wrote.
     return END
-
-
-def _new_escrow_note(ctx: EscrowCreationContext, escrow: Escrow, draft: Draft) -> str:
-    buyer = esc(ctx.buyer_name or ctx.buyer_username or "A buyer")
-    lines = [
-        f"🤝 {buyer} opened escrow <b>{esc(escrow.ref)}</b> with you: "
-        f"{draft.m(escrow.amount)} for “{esc(_short(escrow.description, 100))}”.",
-    ]
-    if escrow.status == S.FUNDED:
-        lines.append("It is paid: accept or decline it.")
-    else:
-        lines.append("It is not paid yet; you will hear when it is.")
-    return "\n".join(lines)
 
 
 async def use_buttons(update: Update, context: Context) -> object:

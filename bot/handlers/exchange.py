@@ -8,6 +8,12 @@ The history is a screen of its own, one round trip per page.
 Where the proceeds go: `execute_exchange` credits the user's to-currency wallet and
 nothing else (lock_rate records no destination), so that wallet is the one destination
 offered; sending it on to a bank account or address is a cashout, from the wallet.
+
+Restart-proof: the user's choices so far (pair, amount, quoted order) are `Choices`, kept
+in user_data beside the cache (`cache.keep_choices`) and so persisted (bot.persistence);
+the screen context stays in the cache, never persisted. A step that finds the context
+gone (a restart, an eviction) fetches it again, 1 round trip, and carries on from the
+choices instead of answering "expired".
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from bot.handlers.ui import (
     BLOCKED,
     END,
     EXPIRED,
+    FLOW_TIMEOUT_SECONDS,
     NOT_REGISTERED,
     Context,
     alert,
@@ -73,13 +80,24 @@ NOT_OFFERED = "That exchange is not offered right now."
 
 
 @dataclass(frozen=True, slots=True)
+class Choices:
+    """What the user chose so far: kept until the flow ends, and persisted (bot.persistence
+    knows it as "exchange.Choices"), so a restarted bot carries on from it."""
+
+    at: datetime  # the flow's last step: a flow restored after its timeout has lapsed
+    from_currency: str | None = None
+    to_currency: str | None = None
+    amount: Decimal | None = None
+    order_id: int | None = None  # the quote its Confirm button carries
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
-    """What the flow keeps between steps: the context fetched at entry and the choices so far."""
+    """One step's view: the context (cached, or fetched again) and the choices so far."""
 
     ctx: ExchangeContext
     pair: Pair | None = None
     amount: Decimal | None = None
-    quote: Quote | None = None
 
 
 # --- formatting -------------------------------------------------------------------
@@ -353,29 +371,39 @@ def history_keyboard(page: ExchangePage, first: bool) -> InlineKeyboardMarkup:
 
 def _fetch(update: Update, context: Context):
     telegram_id = update.effective_user.id
+    return lambda: exchange_context(pool(context), telegram_id=telegram_id)
 
-    async def fetch() -> Session | None:
-        ctx = await exchange_context(pool(context), telegram_id=telegram_id)
-        return None if ctx is None else Session(ctx)
 
-    return fetch
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _choose(context: Context, **changes: object) -> None:
+    """Keep what the user chose at this step (0 round trips; persisted with user_data)."""
+    kept = cache.choices(context.user_data, FLOW) or Choices(at=_now())
+    cache.keep_choices(context.user_data, FLOW, replace(kept, at=_now(), **changes))
+
+
+async def _refused(update: Update, context: Context, ctx: ExchangeContext | None) -> bool:
+    """Whether the user may not exchange (unknown, not onboarded, blocked): then said."""
+    if ctx is not None and ctx.onboarding_complete and not ctx.is_blocked:
+        return False
+    cache.drop(context.user_data, FLOW)
+    await show(update, BLOCKED if ctx is not None and ctx.is_blocked else NOT_REGISTERED)
+    return True
 
 
 async def _show_fresh(update: Update, context: Context, note: str | None = None) -> object:
-    """Fetch the context again (1 round trip) and show the exchange screen, after `note`."""
-    session = await cache.open_flow(context.user_data, FLOW, _fetch(update, context))
-    if session is None or not session.ctx.onboarding_complete:
-        cache.drop(context.user_data, FLOW)
-        await show(update, NOT_REGISTERED)
+    """Fetch the context again (1 round trip) and show the exchange screen, after `note`:
+    the flow starts over, nothing chosen."""
+    ctx = await cache.open_flow(context.user_data, FLOW, _fetch(update, context))
+    if await _refused(update, context, ctx):
         return END
-    if session.ctx.is_blocked:
-        cache.drop(context.user_data, FLOW)
-        await show(update, BLOCKED)
-        return END
-    text = render_exchange(session.ctx)
+    cache.keep_choices(context.user_data, FLOW, Choices(at=_now()))
+    text = render_exchange(ctx)
     if note:
         text = f"⚠️ {note}\n\n{text}"
-    await show(update, text, exchange_keyboard(session.ctx))
+    await show(update, text, exchange_keyboard(ctx))
     return PICK
 
 
@@ -385,11 +413,26 @@ async def open_exchange(update: Update, context: Context) -> object:
 
 
 async def _session(update: Update, context: Context) -> Session | None:
-    """The flow's context (0 round trips), or EXPIRED shown when it was dropped."""
-    session = cache.cached(context.user_data, FLOW)
-    if session is None:
+    """The context and the choices so far. The context is the cached one (0 round trips)
+    or, when it was dropped (a restart, an eviction), fetched again (1 round trip): the
+    flow carries on from the kept choices. None when there is nothing to carry on from
+    (EXPIRED shown) or the user may no longer exchange (said)."""
+    kept = cache.choices(context.user_data, FLOW)
+    # A flow restored after a restart has no timeout job: its age says whether it lapsed.
+    if kept is None or _now() - kept.at > timedelta(seconds=FLOW_TIMEOUT_SECONDS):
+        cache.drop(context.user_data, FLOW)
         await show(update, EXPIRED)
-    return session
+        return None
+    ctx = cache.cached(context.user_data, FLOW)
+    if ctx is None:
+        ctx = await cache.open_flow(context.user_data, FLOW, _fetch(update, context))
+        if await _refused(update, context, ctx):
+            return None
+    cache.keep_choices(context.user_data, FLOW, replace(kept, at=_now()))
+    pair = None
+    if kept.from_currency is not None and kept.to_currency is not None:
+        pair = ctx.pair(kept.from_currency, kept.to_currency)  # None: no longer offered
+    return Session(ctx, pair, kept.amount)
 
 
 async def pick(update: Update, context: Context) -> object:
@@ -406,7 +449,13 @@ async def pick(update: Update, context: Context) -> object:
     if not _quotable(ctx, _crypto(pair)):
         await alert(update, f"The {_crypto(pair)} rate is out of date: no quote right now.")
         return None
-    cache.replace(context.user_data, FLOW, Session(ctx, pair=pair))
+    _choose(
+        context,
+        from_currency=pair.from_currency,
+        to_currency=pair.to_currency,
+        amount=None,
+        order_id=None,
+    )
     await show(update, render_amount_prompt(ctx, pair), keyboard([OPEN, CANCEL]))
     return AMOUNT
 
@@ -434,15 +483,14 @@ async def amount(update: Update, context: Context) -> object:
         return END
     ctx, pair = session.ctx, session.pair
     if pair is None:
-        await show(update, EXPIRED)
-        return END
+        return await _show_fresh(update, context, NOT_OFFERED)
     try:
         value = _check_amount(ctx, pair, update.effective_message.text or "")
     except AmountError as e:
         text = f"⚠️ {esc(e)}\n\n" + render_amount_prompt(ctx, pair)
         await show(update, text, keyboard([OPEN, CANCEL]))
         return None
-    cache.replace(context.user_data, FLOW, Session(ctx, pair=pair, amount=value))
+    _choose(context, amount=value, order_id=None)
     await show(
         update,
         render_destination(ctx, pair, value),
@@ -460,8 +508,7 @@ async def destination(update: Update, context: Context) -> object:
     if session is None:
         return END
     if session.pair is None or session.amount is None:
-        await show(update, EXPIRED)
-        return END
+        return await _show_fresh(update, context, NOT_OFFERED)
     if args(update) != [TO_WALLET]:
         await alert(update, "That destination is not offered.")
         return None
@@ -474,8 +521,7 @@ async def new_quote(update: Update, context: Context) -> object:
     if session is None:
         return END
     if session.pair is None or session.amount is None:
-        await show(update, EXPIRED)
-        return END
+        return await _show_fresh(update, context, NOT_OFFERED)
     return await _lock(update, context, session)
 
 
@@ -500,27 +546,33 @@ async def _lock(update: Update, context: Context, session: Session) -> object:
     except DomainError as e:
         # Limits, pairs or the user changed since the screen was fetched: show it as it is now.
         return await _show_fresh(update, context, esc(e.message()))
-    cache.replace(context.user_data, FLOW, replace(session, quote=q))
+    _choose(context, order_id=q.order_id)
     await show(update, render_quote(ctx, pair, q), quote_keyboard(q))
     return CONFIRM
 
 
 async def confirm(update: Update, context: Context) -> object:
     """Confirm: execute the locked quote (1 round trip). An entry point too, so that a press
-    arriving after the flow ended (a double press) is answered, and never executes twice."""
-    session = cache.cached(context.user_data, FLOW)
+    arriving after the flow ended (a double press) is answered, and never executes twice.
+    After a restart, the context is fetched again first (1 more round trip)."""
+    kept = cache.choices(context.user_data, FLOW)
     parts = args(update)
     order_id = int(parts[0]) if len(parts) == 1 and parts[0].isdigit() else None
-    if session is None or session.quote is None or session.quote.order_id != order_id:
+    if kept is None or order_id is None or kept.order_id != order_id:
         await alert(update, NOT_OPEN)
         return None
+    session = await _session(update, context)
+    if session is None:
+        return END
+    if session.pair is None or session.amount is None:
+        return await _show_fresh(update, context, NOT_OFFERED)
     ctx, pair = session.ctx, session.pair
     try:
         result = await execute_exchange(
             pool(context), telegram_id=update.effective_user.id, order_id=order_id
         )
     except QuoteExpired as e:
-        cache.replace(context.user_data, FLOW, replace(session, quote=None))
+        _choose(context, order_id=None)
         await show(
             update,
             render_expired(ctx, pair, session.amount, e),

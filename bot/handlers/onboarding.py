@@ -12,8 +12,11 @@ hash is compared). Pure validation (the e-mail's shape, the code's six
 digits) costs nothing.
 
 The one-time code goes out through `bot_data["mailer"]`, an async callable
-`(email, code) -> None`; without one the user is told the e-mail could not be
-sent and nothing is written.
+`(email, code) -> None` (bot.mailer.Mailer over SMTP); without one the user is
+told the e-mail could not be sent and nothing is written. New codes are
+rate-limited by the same statement that stores them (a pause between codes to one
+address, a cap per user an hour): a refusal says how long to wait, and the user
+stays at their step.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import cache
 from bot.data.enums import OnboardingStep
-from bot.data.errors import DomainError, Invalid, NotFound, WrongStatus
+from bot.data.errors import DomainError, Invalid, NotFound, RateLimited, WrongStatus
 from bot.data.onboarding import (
     OTP_DIGITS,
     PendingVerification,
@@ -76,7 +79,7 @@ NO_MAILER = (
 )
 MAIL_FAILED = (
     "⚠️ We could not send the e-mail to <b>{email}</b>. "
-    "Press <b>Send a new code</b> to try again, or change the address."
+    "Wait a minute, then press <b>Send a new code</b> to try again, or change the address."
 )
 SCREEN_GONE = "This screen has expired. Send /start to continue."
 TERMS_TEXT = (
@@ -191,6 +194,14 @@ async def _send_code(update: Update, context: Context, email: str, stay: str) ->
     except Invalid as err:  # the address belongs to another account
         await show(update, f"{esc(err.message())} Send another address.")
         return EMAIL
+    except RateLimited as err:  # a code went out moments ago: nothing was written
+        note = f"⏳ {esc(err.message())}"
+        if stay == OTP:
+            # The last code may still be valid: it can be typed meanwhile.
+            await show(update, _ask_code(email, note), _code_keyboard())
+        else:
+            await show(update, f"{note}\n\nThen send your e-mail address again.")
+        return stay
     except NotFound:
         cache.drop(context.user_data, FLOW)
         await show(update, SCREEN_GONE)

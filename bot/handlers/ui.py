@@ -32,7 +32,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from bot import cache
+from bot import cache, persistence
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,10 @@ def flow(
 
     async def timed_out(update: Update, context: Context) -> None:
         cache.drop(context.user_data, name)
+        if context.application.persistence and update.effective_user is not None:
+            # A timeout runs as a job, not an update: PTB would not write this user's
+            # data, and the choices just dropped would come back after a restart.
+            context.application.mark_data_for_update_persistence(user_ids=update.effective_user.id)
 
     with warnings.catch_warnings():
         # Buttons are tracked per user and chat, on purpose: a flow spans several messages.
@@ -202,6 +206,8 @@ def flow(
             allow_reentry=True,
             conversation_timeout=FLOW_TIMEOUT_SECONDS,
             name=name,
+            # Kept in PostgreSQL when the application has the persistence (bot.persistence).
+            persistent=persistence.flows_persistent(),
         )
 
 

@@ -6,6 +6,9 @@ after that reads it from the cache (0); Confirm calls `request_cashout` (1),
 which re-checks balance, limits and destination under lock whatever the cache
 said. The idempotency key is made when the confirm screen is shown, so a second
 press of the same Confirm replays the first cashout instead of making another.
+A step that finds the context gone mid-flow (evicted when the user's balances
+changed in another process, see bot.cache.Invalidator) refetches it (1) and shows
+the wallet as it stands now, instead of an expired screen.
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ CANCEL = button("✖ Cancel", "wallet", "cancel")
 OPEN_WALLET = button("💼 Wallet", "wallet", "open")
 
 USE_BUTTONS = "Please use the buttons above, or /cancel."
+# Shown above the refetched wallet when a step finds its context gone (_refetch).
+CHANGED = "🔄 Your balance changed: here is your wallet as it stands now."
+REFRESHED = "🔄 This screen was out of date: here is your wallet as it stands now."
 STALE_BUTTON = "That button belongs to an older screen. Please use the newest one."
 
 # `async (bank_code, account_number) -> holder name or None`, from bot_data["account_lookup"].
@@ -147,9 +153,21 @@ def render_wallet(ctx: WalletContext) -> str:
     lines = [f"💼 <b>Wallet of {esc(name)}</b>", ""]
     for w in ctx.wallets:
         value = f" ≈ {format_usd(w.usd_value)}" if w.usd_value is not None else " (no rate)"
+        if w.usd_value is not None and w.rate_stale:
+            value += " (old rate)"
         held = f", {_money(w.held, w)} on hold" if w.held else ""
         lines.append(f"{_money(w.available, w)}{held}{value}")
     lines += ["", f"Total ≈ {format_usd(ctx.total_usd)}"]
+    stale = [w.rate_at for w in ctx.wallets if w.rate_stale and w.rate_at is not None]
+    if stale:
+        lines.append(
+            f"⚠️ USD values use rates last updated {min(stale):%Y-%m-%d %H:%M} UTC, which are out"
+            " of date: they are a rough guide only, and exchanges are paused until rates refresh."
+        )
+    else:
+        fresh = [w.rate_at for w in ctx.wallets if w.rate_at is not None]
+        if fresh:
+            lines.append(f"Rates as of {min(fresh):%H:%M} UTC.")
     if ctx.addresses or ctx.bank_accounts:
         lines += ["", "Saved destinations:"]
         lines += [
@@ -310,6 +328,15 @@ async def _expired(update: Update, context: Context) -> int:
     return END
 
 
+async def _refetch(update: Update, context: Context) -> object:
+    """A step whose context is gone mid-flow: evicted because the user's data changed in
+    another process (bot.cache.Invalidator), or lost with a restart. Refetch it (1 round
+    trip) and show the wallet as it stands now, rather than an expired screen."""
+    why = cache.evicted(context.user_data)
+    cache.drop(context.user_data, FLOW)
+    return await _open(update, context, notice=CHANGED if why == cache.CHANGED else REFRESHED)
+
+
 async def _open(update: Update, context: Context, notice: str | None = None) -> object:
     """Fetch the context (1 round trip), keep it for the steps, show the wallet screen."""
 
@@ -343,7 +370,7 @@ async def open_wallet(update: Update, context: Context) -> object:
 async def back(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     _restart(context, draft)
     await show(update, render_wallet(draft.ctx), _wallet_keyboard())
     return WALLET
@@ -356,7 +383,7 @@ async def cancel_button(update: Update, context: Context) -> int:
 async def use_buttons(update: Update, context: Context) -> object:
     """Text where a button is expected: say so, stay in the same step (None keeps it)."""
     if _draft(context) is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     await show(update, USE_BUTTONS)
     return None
 
@@ -367,7 +394,7 @@ async def use_buttons(update: Update, context: Context) -> object:
 async def crypto(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     draft = _restart(context, draft)
     wallets = [w for w in draft.ctx.wallets if w.kind == "crypto"]
     lines = ["🪙 <b>Cash out crypto</b>", "", "Which currency?", ""]
@@ -380,7 +407,7 @@ async def crypto(update: Update, context: Context) -> object:
 async def pick_currency(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     code = (args(update) or [""])[0]
     wallet = draft.ctx.wallet(code)
     if wallet is None or wallet.kind != "crypto":
@@ -420,7 +447,7 @@ def _check_amount(draft: Draft, text: str) -> Decimal:
 async def amount_typed(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.currency is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     try:
         draft.amount = _check_amount(draft, update.effective_message.text)
     except AmountError as refused:
@@ -446,7 +473,7 @@ async def amount_typed(update: Update, context: Context) -> object:
 async def pick_network(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.amount is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     network = (args(update) or [""])[0]
     if network not in {n.network for n in draft.wallet.networks}:
         await alert(update, "Pick one of the networks shown.")
@@ -480,7 +507,7 @@ async def _address_prompt(update: Update, draft: Draft) -> object:
 async def address_typed(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.network is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     try:
         address = validate_address(draft.currency, draft.network, update.effective_message.text)
     except AddressError as refused:
@@ -495,7 +522,7 @@ async def address_typed(update: Update, context: Context) -> object:
 async def pick_address(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.network is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     wanted = (args(update) or [""])[0]
     saved = next((a for a in _saved_addresses(draft) if str(a.id) == wanted), None)
     if saved is None:
@@ -512,7 +539,7 @@ async def pick_address(update: Update, context: Context) -> object:
 async def ngn(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     draft = _restart(context, draft)
     wallet = draft.ctx.wallet("NGN")
     if wallet is None:
@@ -547,7 +574,7 @@ async def _bank_screen(update: Update, draft: Draft) -> object:
 async def pick_account(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.currency != "NGN":
-        return await _expired(update, context)
+        return await _refetch(update, context)
     wanted = (args(update) or [""])[0]
     saved = next((a for a in draft.ctx.bank_accounts if str(a.id) == wanted), None)
     if saved is None:
@@ -563,14 +590,14 @@ async def pick_account(update: Update, context: Context) -> object:
 async def add_account(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.currency != "NGN":
-        return await _expired(update, context)
+        return await _refetch(update, context)
     return await _banks_page(update, draft, 0)
 
 
 async def banks_page(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.currency != "NGN":
-        return await _expired(update, context)
+        return await _refetch(update, context)
     try:
         page = int((args(update) or ["0"])[0])
     except ValueError:
@@ -600,7 +627,7 @@ async def _banks_page(update: Update, draft: Draft, page: int) -> object:
 async def pick_bank(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.currency != "NGN":
-        return await _expired(update, context)
+        return await _refetch(update, context)
     code = (args(update) or [""])[0]
     bank = next((b for b in draft.ctx.banks if b.code == code), None)
     if bank is None:
@@ -619,7 +646,7 @@ def _account_number_prompt(draft: Draft) -> str:
 async def account_number_typed(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.bank_code is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     try:
         number = validate_nuban(update.effective_message.text)
     except BankAccountError as refused:
@@ -685,7 +712,7 @@ def _check_holder_name(text: str) -> str:
 async def holder_confirmed(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.account_number is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     if (args(update) or [""])[0] != "yes" or draft.looked_up_name is None:
         draft.account_number = draft.looked_up_name = None
         await show(update, _account_number_prompt(draft), _steps_keyboard())
@@ -697,7 +724,7 @@ async def holder_confirmed(update: Update, context: Context) -> object:
 async def holder_typed(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.account_number is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     try:
         draft.account_name = _check_holder_name(update.effective_message.text)
     except ValueError as refused:
@@ -720,7 +747,7 @@ async def _label_prompt(update: Update, draft: Draft) -> object:
 async def label_typed(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.account_name is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     label = _one_line(update.effective_message.text)
     if not label:
         await show(update, "⚠️ Please type a label, or press Skip.")
@@ -735,7 +762,7 @@ async def label_typed(update: Update, context: Context) -> object:
 async def skip_label(update: Update, context: Context) -> object:
     draft = _draft(context)
     if draft is None or draft.account_name is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     draft.label = None
     return await _new_account_amount(update, draft)
 
@@ -822,6 +849,9 @@ async def confirm(update: Update, context: Context) -> object:
         if request is None and draft is not None:
             await alert(update, STALE_BUTTON)
             return None
+        if request is None and cache.evicted(context.user_data):
+            # Pressed after an eviction: the confirm screen's context is gone.
+            return await _refetch(update, context)
         if request is None:
             return await _expired(update, context)
     try:
@@ -852,7 +882,7 @@ async def confirm(update: Update, context: Context) -> object:
 async def stale_button(update: Update, context: Context) -> object:
     """A wallet button of an older screen: answered, and the current step stays."""
     if _draft(context) is None:
-        return await _expired(update, context)
+        return await _refetch(update, context)
     await alert(update, STALE_BUTTON)
     return None
 
