@@ -160,7 +160,7 @@ async def test_a_screen_is_one_operation_of_one_round_trip_and_steps_hit_the_cac
         cache.stats.misses["wallet"] - stats_before[1],
     )
     # Labels are names, never users.
-    assert str(ADA) not in after.text
+    assert f'"{ADA}"' not in after.text  # as a label value: never a user id
 
 
 async def test_the_exchange_flow_is_its_three_operations(conn, chat, client):
@@ -199,7 +199,7 @@ async def test_the_exchange_flow_is_its_three_operations(conn, chat, client):
         cache.stats.hits["exchange"] - stats_before[0],
         cache.stats.misses["exchange"] - stats_before[1],
     )
-    assert str(BAYO) not in after.text
+    assert f'"{BAYO}"' not in after.text  # as a label value: never a user id
 
 
 # --- movements and refusals -----------------------------------------------------------
