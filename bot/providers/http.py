@@ -94,7 +94,7 @@ class HttpSettings:
         env = os.environ if environ is None else environ
         default = cls()
 
-        def number(name: str, fallback: float, kind: type = float) -> Any:
+        def number(name: str, fallback: float, kind: type = float) -> Any:  # float-ok: seconds
             raw = env.get(name, "").strip()
             if not raw:
                 return fallback
