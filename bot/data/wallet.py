@@ -263,13 +263,8 @@ async def credit_deposit(
         amount=amount,
     )
     async with db.transaction(conn) as tx:
-        event_row_id = await queries.wallet_claim_webhook_event(
-            tx,
-            provider=provider.value,
-            event_id=event_id,
-            event_type=event_type,
-            order_ref=order_ref,
-            payload=payload,
+        event_row_id = await _claim_event(
+            tx, provider, event_id, event_type=event_type, order_ref=order_ref, payload=payload
         )
         if event_row_id is None:
             return seen
@@ -352,7 +347,24 @@ async def record_unmatched_event(
     """Records a verified provider event that names no order or cashout of ours: it moves
     no money, waits (unprocessed) for an admin, and its redeliveries become duplicates.
     False when the event was already on record."""
-    row_id = await queries.wallet_claim_webhook_event(
+    row_id = await _claim_event(
+        conn, provider, event_id, event_type=event_type, order_ref=order_ref, payload=payload
+    )
+    return row_id is not None
+
+
+async def _claim_event(
+    conn,
+    provider: PaymentProvider,
+    event_id: str,
+    *,
+    event_type: str,
+    order_ref: str | None,
+    payload: dict | None,
+) -> int | None:
+    """Claims (provider, event_id) exactly once: the event's row id, or None when it was
+    already claimed (a redelivery). Every provider event goes through here first."""
+    return await queries.wallet_claim_webhook_event(
         conn,
         provider=PaymentProvider(provider).value,
         event_id=event_id,
@@ -360,7 +372,6 @@ async def record_unmatched_event(
         order_ref=order_ref,
         payload=payload,
     )
-    return row_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -613,13 +624,8 @@ async def apply_payout_event(
         succeeded=succeeded,
     )
     async with db.transaction(conn) as tx:
-        event_row_id = await queries.wallet_claim_webhook_event(
-            tx,
-            provider=provider.value,
-            event_id=event_id,
-            event_type=event_type,
-            order_ref=order_ref,
-            payload=payload,
+        event_row_id = await _claim_event(
+            tx, provider, event_id, event_type=event_type, order_ref=order_ref, payload=payload
         )
         if event_row_id is None:
             return result
